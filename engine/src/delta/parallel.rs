@@ -1,0 +1,242 @@
+//! The same decisions as `serial.rs`, made on all cores.
+//!
+//! The decision at offset `p` (match or miss) depends only on `p`, so the
+//! trace of visited offsets is a path that any two scanners share from the
+//! first offset both visit. We cut each buffered region into segments, let
+//! one worker per segment scan from the segment's start, then stitch: the
+//! true path enters a segment at some offset `q`; if the worker visited `q`
+//! we adopt the worker's path from there, otherwise we step serially until
+//! we land on an offset it visited (for ordinary data, within a block).
+//! The output is therefore byte-identical to the serial scan, which the
+//! tests check. Periodic data can keep the paths apart; then the stitcher
+//! does the segment's work itself and we are no slower than serial.
+//!
+//! Workers also batch: after a match, the next few block-aligned windows
+//! are the likely decision points, so when their weak sums all hit the
+//! index we hash them together on the SIMD multi-lane paths.
+
+use std::io::{self, Read, Write};
+
+use super::emit::Emitter;
+use super::serial::fill;
+use crate::index::{Candidate, IndexedSignature};
+use crate::strong::{self, Digest};
+use crate::weak::Rolling;
+
+/// Bytes buffered per region; each region is split among the workers.
+const REGION: usize = 8 << 20;
+/// Windows hashed together after a match.
+const BATCH: usize = 8;
+/// Regions smaller than this per worker are scanned by one thread.
+const MIN_SEGMENT: usize = 256 * 1024;
+
+/// A scanner's path through one segment: match offsets with their blocks,
+/// and the offset where it left the segment.
+struct Path {
+    start: usize,
+    matches: Vec<(usize, u32)>,
+    end: usize,
+}
+
+impl Path {
+    /// True if this path visits offset `q` (`start <= q`): every offset is
+    /// visited except those strictly inside a matched window.
+    fn visits(&self, q: usize, b: usize) -> bool {
+        let i = self.matches.partition_point(|&(m, _)| m <= q);
+        i == 0 || {
+            let m = self.matches[i - 1].0;
+            m == q || m + b <= q
+        }
+    }
+}
+
+/// Scans all of `input` against `index` with `threads` workers.
+pub(crate) fn scan<R: Rolling, W: Write>(
+    index: &IndexedSignature,
+    input: &mut impl Read,
+    emitter: &mut Emitter<W>,
+    threads: usize,
+) -> io::Result<u64> {
+    let b = index.signature().block_len() as usize;
+    let want = REGION.max(2 * b + 1);
+    let mut buf: Vec<u8> = Vec::with_capacity(want);
+    let mut consumed = 0u64;
+    let mut pos = 0usize; // the true path's offset in `buf`
+    let mut eof = fill(input, &mut buf, want)?;
+    loop {
+        // Offsets below `limit` see a full block plus one byte: the scan phase.
+        let limit = buf.len().saturating_sub(b);
+        if pos < limit {
+            let (matches, end) = decide_region::<R>(index, &buf, b, pos, limit, threads);
+            let mut from = pos;
+            for &(m, block) in &matches {
+                emitter.miss(&buf[from..m])?;
+                emitter.matched(u64::from(block) * b as u64, b as u64)?;
+                from = m + b;
+            }
+            emitter.miss(&buf[from..end.max(from)])?;
+            pos = end;
+        }
+        if eof {
+            break;
+        }
+        consumed += pos as u64;
+        buf.drain(..pos);
+        pos = 0;
+        eof = fill(input, &mut buf, want)?;
+    }
+    // The last block is librsync's flush phase: at most `b` offsets, serially.
+    let mut weak: Option<R> = None;
+    let mut miss_from = pos;
+    while pos < buf.len() {
+        let len = buf.len() - pos;
+        let w = weak.get_or_insert_with(|| R::of(&buf[pos..]));
+        if let Some(block) = index.find(w.digest(), &mut Candidate::new(&buf[pos..])) {
+            emitter.miss(&buf[miss_from..pos])?;
+            emitter.matched(u64::from(block) * b as u64, len as u64)?;
+            pos += len;
+            miss_from = pos;
+            weak = None;
+        } else {
+            w.rollout(buf[pos]);
+            pos += 1;
+        }
+    }
+    emitter.miss(&buf[miss_from..pos])?;
+    Ok(consumed + pos as u64)
+}
+
+/// The true path's matches for offsets in `[start, limit)`, and the offset
+/// where it leaves that range.
+fn decide_region<R: Rolling>(
+    index: &IndexedSignature,
+    buf: &[u8],
+    b: usize,
+    start: usize,
+    limit: usize,
+    threads: usize,
+) -> (Vec<(usize, u32)>, usize) {
+    let span = limit - start;
+    let parts = threads.min(span / MIN_SEGMENT).max(1);
+    if parts == 1 {
+        let path = walk::<R>(index, buf, b, start, limit);
+        return (path.matches, path.end);
+    }
+    let step = span.div_ceil(parts);
+    let bounds: Vec<(usize, usize)> = (0..parts)
+        .map(|k| (start + k * step, (start + (k + 1) * step).min(limit)))
+        .collect();
+    let paths: Vec<Path> = std::thread::scope(|scope| {
+        let handles: Vec<_> = bounds[1..]
+            .iter()
+            .map(|&(s, e)| scope.spawn(move || walk::<R>(index, buf, b, s, e)))
+            .collect();
+        let mut paths = vec![walk::<R>(index, buf, b, bounds[0].0, bounds[0].1)];
+        for h in handles {
+            paths.push(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+        }
+        paths
+    });
+    stitch::<R>(index, buf, b, start, &bounds, paths)
+}
+
+/// Follows the true path from `start` across the workers' paths.
+fn stitch<R: Rolling>(
+    index: &IndexedSignature,
+    buf: &[u8],
+    b: usize,
+    start: usize,
+    bounds: &[(usize, usize)],
+    paths: Vec<Path>,
+) -> (Vec<(usize, u32)>, usize) {
+    let mut matches = Vec::new();
+    let mut q = start;
+    for (path, &(_, e)) in paths.into_iter().zip(bounds) {
+        let mut weak: Option<R> = None;
+        while q < e {
+            if q >= path.start && path.visits(q, b) {
+                let i = path.matches.partition_point(|&(m, _)| m < q);
+                matches.extend_from_slice(&path.matches[i..]);
+                q = path.end;
+                break;
+            }
+            // Off the worker's path: one serial decision.
+            let w = weak.get_or_insert_with(|| R::of(&buf[q..q + b]));
+            if let Some(block) = index.find(w.digest(), &mut Candidate::new(&buf[q..q + b])) {
+                matches.push((q, block));
+                q += b;
+                weak = None;
+            } else {
+                w.rotate(buf[q], buf[q + b]);
+                q += 1;
+            }
+        }
+    }
+    (matches, q)
+}
+
+/// Scans offsets `[s, e)` of `buf` from `s`, as if the file started there.
+/// Windows may read past `e`; the caller guarantees `e + b <= buf.len()`.
+fn walk<R: Rolling>(index: &IndexedSignature, buf: &[u8], b: usize, s: usize, e: usize) -> Path {
+    let kind = index.signature().format().strong();
+    let mut matches = Vec::new();
+    let mut p = s;
+    let mut weak: Option<R> = None;
+    while p < e {
+        if weak.is_none() {
+            // Just matched (or starting): the next windows are block-aligned.
+            let mut sums = [R::of(&[]); BATCH];
+            let mut hits = 0;
+            while hits < BATCH && p + hits * b < e {
+                let at = p + hits * b;
+                sums[hits] = R::of(&buf[at..at + b]);
+                if !index.has_weak(sums[hits].digest()) {
+                    break;
+                }
+                hits += 1;
+            }
+            if hits >= 2 {
+                let mut digests = [[0u8; 32]; BATCH];
+                strong::hash_blocks(kind, &buf[p..p + hits * b], b, |i, d: &Digest| {
+                    digests[i] = *d;
+                });
+                for j in 0..hits {
+                    let window = &buf[p..p + b];
+                    let mut cand = Candidate::with_digest(window, digests[j]);
+                    match index.find(sums[j].digest(), &mut cand) {
+                        Some(block) => {
+                            matches.push((p, block));
+                            p += b;
+                        }
+                        None => {
+                            let mut w = sums[j];
+                            w.rotate(buf[p], buf[p + b]);
+                            weak = Some(w);
+                            p += 1;
+                            break;
+                        }
+                    }
+                }
+                continue;
+            }
+            weak = Some(sums[0]);
+        }
+        let Some(w) = weak.as_mut() else { continue };
+        let digest = w.digest();
+        if index.has_weak(digest) {
+            if let Some(block) = index.find(digest, &mut Candidate::new(&buf[p..p + b])) {
+                matches.push((p, block));
+                p += b;
+                weak = None;
+                continue;
+            }
+        }
+        w.rotate(buf[p], buf[p + b]);
+        p += 1;
+    }
+    Path {
+        start: s,
+        matches,
+        end: p,
+    }
+}
