@@ -25,12 +25,18 @@ pub struct DeltaOptions {
     /// Worker threads for scanning; 1 runs librsync's loop as it is. Either
     /// way the bytes are the same.
     pub threads: usize,
+    /// Bytes of the new file buffered at a time for the workers to share.
+    pub region_len: usize,
+    /// The smallest slice of a region worth a worker of its own.
+    pub min_segment: usize,
 }
 
 impl Default for DeltaOptions {
     fn default() -> Self {
         DeltaOptions {
             threads: crate::workers(),
+            region_len: 8 << 20,
+            min_segment: 256 << 10,
         }
     }
 }
@@ -53,10 +59,10 @@ pub fn write_delta(
                 serial::scan::<RabinKarp, _>(sig, &mut new, &mut emitter)?
             }
             (WeakKind::Rollsum, true) => {
-                parallel::scan::<Rollsum, _>(sig, &mut new, &mut emitter, options.threads)?
+                parallel::scan::<Rollsum, _>(sig, &mut new, &mut emitter, options)?
             }
             (WeakKind::RabinKarp, true) => {
-                parallel::scan::<RabinKarp, _>(sig, &mut new, &mut emitter, options.threads)?
+                parallel::scan::<RabinKarp, _>(sig, &mut new, &mut emitter, options)?
             }
         }
     };

@@ -17,18 +17,15 @@
 
 use std::io::{self, Read, Write};
 
+use super::DeltaOptions;
 use super::emit::Emitter;
 use super::serial::fill;
 use crate::index::{Candidate, IndexedSignature};
 use crate::strong::{self, Digest};
 use crate::weak::Rolling;
 
-/// Bytes buffered per region; each region is split among the workers.
-const REGION: usize = 8 << 20;
 /// Windows hashed together after a match.
 const BATCH: usize = 8;
-/// Regions smaller than this per worker are scanned by one thread.
-const MIN_SEGMENT: usize = 256 * 1024;
 
 /// A scanner's path through one segment: match offsets with their blocks,
 /// and the offset where it left the segment.
@@ -55,10 +52,10 @@ pub(crate) fn scan<R: Rolling, W: Write>(
     index: &IndexedSignature,
     input: &mut impl Read,
     emitter: &mut Emitter<W>,
-    threads: usize,
+    options: &DeltaOptions,
 ) -> io::Result<u64> {
     let b = index.signature().block_len() as usize;
-    let want = REGION.max(2 * b + 1);
+    let want = options.region_len.max(2 * b + 1);
     let mut buf: Vec<u8> = Vec::with_capacity(want);
     let mut consumed = 0u64;
     let mut pos = 0usize; // the true path's offset in `buf`
@@ -67,7 +64,7 @@ pub(crate) fn scan<R: Rolling, W: Write>(
         // Offsets below `limit` see a full block plus one byte: the scan phase.
         let limit = buf.len().saturating_sub(b);
         if pos < limit {
-            let (matches, end) = decide_region::<R>(index, &buf, b, pos, limit, threads);
+            let (matches, end) = decide_region::<R>(index, &buf, b, pos, limit, options);
             let mut from = pos;
             for &(m, block) in &matches {
                 emitter.miss(&buf[from..m])?;
@@ -114,10 +111,13 @@ fn decide_region<R: Rolling>(
     b: usize,
     start: usize,
     limit: usize,
-    threads: usize,
+    options: &DeltaOptions,
 ) -> (Vec<(usize, u32)>, usize) {
     let span = limit - start;
-    let parts = threads.min(span / MIN_SEGMENT).max(1);
+    let parts = options
+        .threads
+        .min(span / options.min_segment.max(1))
+        .max(1);
     if parts == 1 {
         let path = walk::<R>(index, buf, b, start, limit);
         return (path.matches, path.end);
