@@ -230,6 +230,7 @@ pub fn delta(job: &DeltaJob) -> Result<DeltaStats, DriverError> {
     let (new, _) = job.new.open()?;
     let options = DeltaOptions {
         threads: job.threads.max(1),
+        ..DeltaOptions::default()
     };
     write_output(&job.output, job.force, |w| {
         engine::write_delta(&index, new, w, &options).map_err(|source| DriverError::Delta {

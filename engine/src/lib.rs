@@ -62,6 +62,7 @@ mod io_util;
 mod params;
 mod patch;
 mod signature;
+mod simd;
 mod strong;
 mod weak;
 

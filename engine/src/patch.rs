@@ -29,6 +29,11 @@ pub trait Basis {
     }
     /// Fills `buf` from `offset`, which the caller has checked is in range.
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
+    /// The basis as an open file, when it is one: lets a file-to-file patch
+    /// copy inside the kernel.
+    fn as_file(&self) -> Option<&File> {
+        None
+    }
 }
 
 impl Basis for [u8] {
@@ -66,6 +71,9 @@ impl Basis for FileBasis {
         use std::os::unix::fs::FileExt;
         self.file.read_exact_at(buf, offset)
     }
+    fn as_file(&self) -> Option<&File> {
+        Some(&self.file)
+    }
 }
 
 /// What a patch did.
@@ -85,7 +93,89 @@ pub struct PatchStats {
 pub fn apply_delta<B: Basis + ?Sized>(
     basis: &B,
     delta: impl Read,
-    mut out: impl Write,
+    out: impl Write,
+    limits: &Limits,
+) -> Result<PatchStats, PatchError> {
+    apply(
+        basis,
+        delta,
+        &mut WriteSink {
+            out,
+            scratch: Vec::new(),
+        },
+        limits,
+    )
+}
+
+/// Where patched bytes go: any writer, or a file that basis bytes can be
+/// copied into without passing through user space.
+trait Sink {
+    fn literal(&mut self, bytes: &[u8]) -> io::Result<()>;
+    fn copy<B: Basis + ?Sized>(&mut self, basis: &B, offset: u64, len: u64) -> io::Result<()>;
+    fn flush(&mut self) -> io::Result<()>;
+}
+
+struct WriteSink<W> {
+    out: W,
+    scratch: Vec<u8>,
+}
+
+impl<W: Write> Sink for WriteSink<W> {
+    fn literal(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.out.write_all(bytes)
+    }
+    fn copy<B: Basis + ?Sized>(&mut self, basis: &B, offset: u64, len: u64) -> io::Result<()> {
+        copy_from_basis(basis, offset, len, &mut self.out, &mut self.scratch)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// Copies of at least this many bytes go file to file in the kernel.
+const KERNEL_COPY_MIN: u64 = 32 * 1024;
+
+/// A file output. Large copies from a file basis use `std::io::copy`, which
+/// std turns into `copy_file_range` between two files: one copy instead of
+/// a read into user space and a write back out.
+struct FileSink<'f> {
+    out: io::BufWriter<&'f File>,
+    scratch: Vec<u8>,
+}
+
+impl Sink for FileSink<'_> {
+    fn literal(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.out.write_all(bytes)
+    }
+    fn copy<B: Basis + ?Sized>(&mut self, basis: &B, offset: u64, len: u64) -> io::Result<()> {
+        match basis.as_file() {
+            Some(mut file) if len >= KERNEL_COPY_MIN => {
+                use std::io::{Seek, SeekFrom};
+                // The basis's own cursor is ours alone (reads elsewhere are positioned).
+                file.seek(SeekFrom::Start(offset))?;
+                let copied = io::copy(&mut file.take(len), &mut self.out)?;
+                if copied != len {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!(
+                            "basis shrank while patching: copied {copied} of {len} bytes at {offset}"
+                        ),
+                    ));
+                }
+                Ok(())
+            }
+            _ => copy_from_basis(basis, offset, len, &mut self.out, &mut self.scratch),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+fn apply<B: Basis + ?Sized, S: Sink>(
+    basis: &B,
+    delta: impl Read,
+    out: &mut S,
     limits: &Limits,
 ) -> Result<PatchStats, PatchError> {
     let mut input = DeltaReader::new(delta);
@@ -94,7 +184,6 @@ pub fn apply_delta<B: Basis + ?Sized>(
         return Err(PatchError::BadMagic { found: magic });
     }
     let mut stats = PatchStats::default();
-    let mut scratch = Vec::new();
     loop {
         let at = input.offset();
         let cmd = input.next_command()?;
@@ -113,7 +202,7 @@ pub fn apply_delta<B: Basis + ?Sized>(
         }
         match cmd {
             Command::Literal(len) => {
-                input.copy_literal(len, at, &mut out)?;
+                input.copy_literal(len, at, out)?;
                 stats.literal_bytes += len;
             }
             Command::Copy { offset, len } => {
@@ -125,7 +214,7 @@ pub fn apply_delta<B: Basis + ?Sized>(
                         basis_len: basis.len(),
                     });
                 }
-                copy_from_basis(basis, offset, len, &mut out, &mut scratch)?;
+                out.copy(basis, offset, len)?;
                 stats.copy_bytes += len;
             }
             Command::End => {} // left the loop above
@@ -178,15 +267,15 @@ pub fn patch_file(
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::Builder::new()
+    let tmp = tempfile::Builder::new()
         .prefix(".deltasync-patch.")
         .tempfile_in(dir)?;
-    let stats = apply_delta(
-        &basis,
-        delta,
-        io::BufWriter::with_capacity(COPY_BUF, tmp.as_file_mut()),
-        &options.limits,
-    )?;
+    let mut sink = FileSink {
+        out: io::BufWriter::with_capacity(COPY_BUF, tmp.as_file()),
+        scratch: Vec::new(),
+    };
+    let stats = apply(&basis, delta, &mut sink, &options.limits)?;
+    drop(sink);
     if options.fsync {
         tmp.as_file().sync_all()?;
     }
@@ -296,7 +385,7 @@ impl<R: Read> DeltaReader<R> {
         }
     }
 
-    fn copy_literal(&mut self, len: u64, at: u64, out: &mut impl Write) -> Result<(), PatchError> {
+    fn copy_literal(&mut self, len: u64, at: u64, out: &mut impl Sink) -> Result<(), PatchError> {
         let mut left = len;
         while left > 0 {
             if self.lo == self.hi && !self.refill()? {
@@ -307,7 +396,7 @@ impl<R: Read> DeltaReader<R> {
                 });
             }
             let n = (self.hi - self.lo).min(left.min(usize::MAX as u64) as usize);
-            out.write_all(&self.buf[self.lo..self.lo + n])?;
+            out.literal(&self.buf[self.lo..self.lo + n])?;
             self.consume(n);
             left -= n as u64;
         }

@@ -33,27 +33,7 @@ pub(crate) struct Rollsum {
 
 impl Rolling for Rollsum {
     fn of(data: &[u8]) -> Self {
-        // s1 = Σ b_i, s2 = Σ (n - i)·b_i, computed 64 bytes at a time.
-        const LANES: usize = 64;
-        let mut s1: u32 = 0;
-        let mut s2: u32 = 0;
-        let mut chunks = data.chunks_exact(LANES);
-        for chunk in &mut chunks {
-            let mut sum: u32 = 0;
-            let mut weighted: u32 = 0;
-            for (j, &b) in chunk.iter().enumerate() {
-                sum = sum.wrapping_add(u32::from(b));
-                weighted = weighted.wrapping_add((LANES - j) as u32 * u32::from(b));
-            }
-            s2 = s2
-                .wrapping_add(s1.wrapping_mul(LANES as u32))
-                .wrapping_add(weighted);
-            s1 = s1.wrapping_add(sum);
-        }
-        for &b in chunks.remainder() {
-            s1 = s1.wrapping_add(u32::from(b));
-            s2 = s2.wrapping_add(s1);
-        }
+        let (s1, s2) = crate::simd::rollsum_sums(data);
         let n = data.len() as u32;
         let offset_tri = (u64::from(n) * (u64::from(n) + 1) / 2) as u32;
         Rollsum {
@@ -90,7 +70,7 @@ impl Rolling for Rollsum {
 }
 
 /// The RabinKarp multiplier librsync uses.
-const RK_MULT: u32 = 0x0810_4225;
+pub(crate) const RK_MULT: u32 = 0x0810_4225;
 /// Its inverse modulo 2^32, for rolling out.
 const RK_INV: u32 = 0x98f0_09ad;
 /// `RK_MULT - 1`: rolling out must also remove one power of the seed.
@@ -99,7 +79,7 @@ const RK_ADJ: u32 = 0x0810_4224;
 const RK_SEED: u32 = 1;
 
 /// Powers `M^(63-j)` for the 64-byte chunked dot product, and `M^64`.
-const RK_POW: ([u32; 64], u32) = {
+pub(crate) const RK_POW: ([u32; 64], u32) = {
     let mut pows = [0u32; 64];
     let mut p: u32 = 1;
     let mut j = 64;
@@ -120,22 +100,7 @@ pub(crate) struct RabinKarp {
 
 impl Rolling for RabinKarp {
     fn of(data: &[u8]) -> Self {
-        let (pows, pow64) = RK_POW;
-        let mut hash = RK_SEED;
-        let mut mult: u32 = 1;
-        let mut chunks = data.chunks_exact(64);
-        for chunk in &mut chunks {
-            let mut dot: u32 = 0;
-            for (&b, &p) in chunk.iter().zip(pows.iter()) {
-                dot = dot.wrapping_add(u32::from(b).wrapping_mul(p));
-            }
-            hash = hash.wrapping_mul(pow64).wrapping_add(dot);
-            mult = mult.wrapping_mul(pow64);
-        }
-        for &b in chunks.remainder() {
-            hash = hash.wrapping_mul(RK_MULT).wrapping_add(u32::from(b));
-            mult = mult.wrapping_mul(RK_MULT);
-        }
+        let (hash, mult) = crate::simd::rabinkarp_sums(data, RK_SEED);
         RabinKarp { hash, mult }
     }
 

@@ -75,12 +75,21 @@ fn format() -> impl Strategy<Value = SigFormat> {
 }
 
 fn params(format: SigFormat) -> impl Strategy<Value = SignatureParams> {
-    (1u32..600, 1u32..=format.strong().max_len()).prop_map(move |(block_len, strong_len)| {
-        SignatureParams {
-            format,
-            block_len,
-            strong_len,
-        }
+    params_from(format, 1)
+}
+
+/// Truncated strong sums can collide and rebuild the wrong bytes (the wire
+/// catches that with a whole-file hash); round trips use at least 8 bytes.
+fn safe_params(format: SigFormat) -> impl Strategy<Value = SignatureParams> {
+    params_from(format, 8)
+}
+
+fn params_from(format: SigFormat, min_strong: u32) -> impl Strategy<Value = SignatureParams> {
+    let max = format.strong().max_len();
+    (1u32..600, min_strong..=max).prop_map(move |(block_len, strong_len)| SignatureParams {
+        format,
+        block_len,
+        strong_len,
     })
 }
 
@@ -102,7 +111,7 @@ proptest! {
 
     #[test]
     fn round_trip(base in base(), edits in prop::collection::vec(edit(), 0..6),
-                  params in format().prop_flat_map(params)) {
+                  params in format().prop_flat_map(safe_params)) {
         let new = apply_edits(&base, &edits);
         let sig = Signature::generate(&base, params);
         // The serialized signature parses back to itself.

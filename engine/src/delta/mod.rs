@@ -35,7 +35,7 @@ impl Default for DeltaOptions {
     fn default() -> Self {
         DeltaOptions {
             threads: crate::workers(),
-            region_len: 8 << 20,
+            region_len: 4 << 20,
             min_segment: 256 << 10,
         }
     }
@@ -44,7 +44,7 @@ impl Default for DeltaOptions {
 /// Streams the delta of `new` against `sig` into `out`.
 pub fn write_delta(
     sig: &IndexedSignature,
-    mut new: impl Read,
+    mut new: impl Read + Send,
     out: impl Write,
     options: &DeltaOptions,
 ) -> Result<DeltaStats, DeltaError> {

@@ -19,13 +19,13 @@ use std::io::{self, Read, Write};
 
 use super::DeltaOptions;
 use super::emit::Emitter;
-use super::serial::fill;
 use crate::index::{Candidate, IndexedSignature};
+use crate::io_util::Prefetch;
 use crate::strong::{self, Digest};
 use crate::weak::Rolling;
 
 /// Windows hashed together after a match.
-const BATCH: usize = 8;
+const BATCH: usize = 16;
 
 /// A scanner's path through one segment: match offsets with their blocks,
 /// and the offset where it left the segment.
@@ -47,60 +47,84 @@ impl Path {
     }
 }
 
-/// Scans all of `input` against `index` with `threads` workers.
+/// Scans all of `input` against `index` with `options.threads` workers,
+/// while a helper thread reads the next region.
 pub(crate) fn scan<R: Rolling, W: Write>(
     index: &IndexedSignature,
-    input: &mut impl Read,
+    input: &mut (impl Read + Send),
     emitter: &mut Emitter<W>,
     options: &DeltaOptions,
 ) -> io::Result<u64> {
     let b = index.signature().block_len() as usize;
-    let want = options.region_len.max(2 * b + 1);
-    let mut buf: Vec<u8> = Vec::with_capacity(want);
-    let mut consumed = 0u64;
-    let mut pos = 0usize; // the true path's offset in `buf`
-    let mut eof = fill(input, &mut buf, want)?;
-    loop {
-        // Offsets below `limit` see a full block plus one byte: the scan phase.
-        let limit = buf.len().saturating_sub(b);
-        if pos < limit {
-            let (matches, end) = decide_region::<R>(index, &buf, b, pos, limit, options);
-            let mut from = pos;
-            for &(m, block) in &matches {
-                emitter.miss(&buf[from..m])?;
-                emitter.matched(u64::from(block) * b as u64, b as u64)?;
-                from = m + b;
+    // What is left of a region after its scan is at most one block.
+    let head = b + 1;
+    std::thread::scope(|scope| {
+        let ahead = Prefetch::start(scope, input, head, options.region_len.max(1));
+        let first = ahead.next()?;
+        let mut eof = first.last;
+        let mut cur = first.buf;
+        let mut start = head; // the region is `cur[start..]`
+        let mut consumed = 0u64;
+        let mut pos = 0usize; // the true path's offset in the region
+        loop {
+            let region = &cur[start..];
+            // Offsets below `limit` see a full block plus one byte: the scan phase.
+            let limit = region.len().saturating_sub(b);
+            if pos < limit {
+                let (matches, end) = decide_region::<R>(index, region, b, pos, limit, options);
+                let mut from = pos;
+                for &(m, block) in &matches {
+                    emitter.miss(&region[from..m])?;
+                    emitter.matched(u64::from(block) * b as u64, b as u64)?;
+                    from = m + b;
+                }
+                emitter.miss(&region[from..end.max(from)])?;
+                pos = end;
             }
-            emitter.miss(&buf[from..end.max(from)])?;
-            pos = end;
+            if eof {
+                break;
+            }
+            // Carry the unscanned tail in front of the next chunk's data.
+            let next = ahead.next()?;
+            eof = next.last;
+            consumed += pos as u64;
+            let tail = &region[pos..];
+            let mut buf = next.buf;
+            if tail.len() <= head {
+                buf[head - tail.len()..head].copy_from_slice(tail);
+                start = head - tail.len();
+            } else {
+                // Only chunks smaller than a block get here (tests use them).
+                let mut joined = Vec::with_capacity(tail.len() + buf.len() - head);
+                joined.extend_from_slice(tail);
+                joined.extend_from_slice(&buf[head..]);
+                ahead.recycle(std::mem::replace(&mut buf, joined));
+                start = 0;
+            }
+            ahead.recycle(std::mem::replace(&mut cur, buf));
+            pos = 0;
         }
-        if eof {
-            break;
+        // The last block is librsync's flush phase: at most `b` offsets, serially.
+        let region = &cur[start..];
+        let mut weak: Option<R> = None;
+        let mut miss_from = pos;
+        while pos < region.len() {
+            let len = region.len() - pos;
+            let w = weak.get_or_insert_with(|| R::of(&region[pos..]));
+            if let Some(block) = index.find(w.digest(), &mut Candidate::new(&region[pos..])) {
+                emitter.miss(&region[miss_from..pos])?;
+                emitter.matched(u64::from(block) * b as u64, len as u64)?;
+                pos += len;
+                miss_from = pos;
+                weak = None;
+            } else {
+                w.rollout(region[pos]);
+                pos += 1;
+            }
         }
-        consumed += pos as u64;
-        buf.drain(..pos);
-        pos = 0;
-        eof = fill(input, &mut buf, want)?;
-    }
-    // The last block is librsync's flush phase: at most `b` offsets, serially.
-    let mut weak: Option<R> = None;
-    let mut miss_from = pos;
-    while pos < buf.len() {
-        let len = buf.len() - pos;
-        let w = weak.get_or_insert_with(|| R::of(&buf[pos..]));
-        if let Some(block) = index.find(w.digest(), &mut Candidate::new(&buf[pos..])) {
-            emitter.miss(&buf[miss_from..pos])?;
-            emitter.matched(u64::from(block) * b as u64, len as u64)?;
-            pos += len;
-            miss_from = pos;
-            weak = None;
-        } else {
-            w.rollout(buf[pos]);
-            pos += 1;
-        }
-    }
-    emitter.miss(&buf[miss_from..pos])?;
-    Ok(consumed + pos as u64)
+        emitter.miss(&region[miss_from..pos])?;
+        Ok(consumed + pos as u64)
+    })
 }
 
 /// The true path's matches for offsets in `[start, limit)`, and the offset

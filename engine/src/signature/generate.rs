@@ -1,12 +1,11 @@
 //! Computing signatures: in memory, and streamed from a reader in bounded
 //! chunks so a basis larger than memory costs only a few chunk buffers.
 //!
-//! Blocks are independent, so each chunk is cut at block boundaries and the
-//! pieces are hashed on all cores, while a reader thread fills the next chunk.
+//! Blocks are independent, so chunks (whole blocks each) are hashed on all
+//! cores at once, and in memory a buffer is cut at block boundaries.
 
 use std::io::{Read, Write};
-
-use crossbeam::channel;
+use std::sync::Mutex;
 
 use super::header;
 use crate::error::SignatureError;
@@ -17,11 +16,16 @@ use crate::strong;
 use crate::weak::{RabinKarp, Rolling, Rollsum};
 
 /// Bytes read per chunk when streaming (rounded to whole blocks).
-const CHUNK: usize = 8 << 20;
+const CHUNK: usize = 1 << 20;
 /// Below this, one thread is quicker than spreading the work.
 const PARALLEL_MIN: usize = 1 << 20;
 
 /// Streams the signature of `basis` to `out`; returns the basis length.
+///
+/// Each worker thread takes the reader in turn, reads the next chunk, lets
+/// go, and hashes the chunk while another worker reads. The caller's thread
+/// writes the finished records in chunk order. There is no barrier between
+/// chunks, so reading and hashing overlap on every core.
 pub fn write_signature(
     basis: impl Read + Send,
     mut out: impl Write,
@@ -31,49 +35,70 @@ pub fn write_signature(
     out.write_all(&header(&params))?;
     let block = params.block_len as usize;
     let chunk_len = (CHUNK / block).max(1) * block;
-    let mut total = 0u64;
-    let mut records = Vec::new();
+    let threads = crate::workers();
+    // (next chunk index, end of stream seen, the reader)
+    let shared = Mutex::new((0usize, false, basis));
+    let (done_tx, done_rx) =
+        std::sync::mpsc::sync_channel::<(usize, std::io::Result<(u64, Vec<u8>)>)>(threads);
 
-    std::thread::scope(|scope| -> Result<(), SignatureError> {
-        // Full chunks flow to us on `full`; spent buffers go back on `empty`.
-        let (full_tx, full_rx) = channel::bounded::<std::io::Result<Vec<u8>>>(1);
-        let (empty_tx, empty_rx) = channel::bounded::<Vec<u8>>(2);
-        for _ in 0..2 {
-            let _ = empty_tx.send(vec![0u8; chunk_len]);
-        }
-        scope.spawn(move || {
-            let mut basis = basis;
-            while let Ok(mut buf) = empty_rx.recv() {
-                buf.resize(chunk_len, 0);
-                let result = read_full(&mut basis, &mut buf).map(|n| {
-                    buf.truncate(n);
-                    buf
-                });
-                let done = !matches!(&result, Ok(b) if b.len() == chunk_len);
-                if full_tx.send(result).is_err() || done {
-                    break;
+    std::thread::scope(|scope| -> Result<u64, SignatureError> {
+        for _ in 0..threads {
+            let done_tx = done_tx.clone();
+            let shared = &shared;
+            scope.spawn(move || {
+                let mut buf = vec![0u8; chunk_len];
+                loop {
+                    let (index, read) = {
+                        let mut guard = match shared.lock() {
+                            Ok(g) => g,
+                            Err(_) => return, // another worker panicked; the scope reports it
+                        };
+                        let (next, ended, reader) = &mut *guard;
+                        if *ended {
+                            return;
+                        }
+                        let read = read_full(reader, &mut buf);
+                        if !matches!(read, Ok(n) if n == chunk_len) {
+                            *ended = true;
+                        }
+                        *next += 1;
+                        (*next - 1, read)
+                    };
+                    let result = read.map(|n| {
+                        let mut records = Vec::new();
+                        records_serial(&buf[..n], &params, &mut records);
+                        (n as u64, records)
+                    });
+                    if done_tx.send((index, result)).is_err() {
+                        return;
+                    }
                 }
-            }
-        });
-        for result in full_rx.iter() {
-            let buf = result?;
-            total += buf.len() as u64;
-            records.clear();
-            self::records(&buf, &params, &mut records);
-            out.write_all(&records)?;
-            // The reader may already have stopped; a failed send is harmless.
-            let _ = empty_tx.send(buf);
+            });
         }
-        Ok(())
-    })?;
-    out.flush()?;
-    Ok(total)
+        drop(done_tx);
+        // Chunks finish out of order; write them in order.
+        let mut pending = std::collections::BTreeMap::new();
+        let mut next = 0usize;
+        let mut total = 0u64;
+        for (index, result) in done_rx.iter() {
+            pending.insert(index, result?);
+            while let Some((n, records)) = pending.remove(&next) {
+                out.write_all(&records)?;
+                total += n;
+                next += 1;
+            }
+        }
+        Ok(total)
+    })
+    .and_then(|total| {
+        out.flush()?;
+        Ok(total)
+    })
 }
 
 /// Appends the block records of `data` to `out`, on all cores when it pays.
-pub(super) fn records(data: &[u8], params: &SignatureParams, out: &mut Vec<u8>) {
+pub(super) fn records(data: &[u8], params: &SignatureParams, threads: usize, out: &mut Vec<u8>) {
     let block = params.block_len as usize;
-    let threads = crate::workers();
     if data.len() < PARALLEL_MIN || threads < 2 {
         return records_serial(data, params, out);
     }

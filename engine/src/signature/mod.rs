@@ -34,8 +34,13 @@ impl Signature {
     /// assert_eq!(sig.len(), 4); // 1000 bytes in blocks of 256
     /// ```
     pub fn generate(data: &[u8], params: SignatureParams) -> Signature {
+        Signature::generate_on(data, params, crate::workers())
+    }
+
+    /// Like [`Signature::generate`], on at most `threads` threads.
+    pub fn generate_on(data: &[u8], params: SignatureParams, threads: usize) -> Signature {
         let mut records = Vec::new();
-        generate::records(data, &params, &mut records);
+        generate::records(data, &params, threads, &mut records);
         Signature::from_records(params, &records)
     }
 
