@@ -277,7 +277,7 @@ pub fn patch(job: &PatchJob) -> Result<PatchStats, DriverError> {
             }
             let options = PatchFileOptions {
                 fsync: job.fsync,
-                limits: Limits::default(),
+                ..PatchFileOptions::default()
             };
             engine::patch_file(&job.basis, delta, new, &options).map_err(|e| match e {
                 engine::PatchError::Io(source) => DriverError::Io {

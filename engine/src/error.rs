@@ -164,6 +164,14 @@ pub enum PatchError {
         /// The stream length.
         offset: u64,
     },
+    /// The rebuilt file does not have the hash it should.
+    #[error("rebuilt file has BLAKE3 {actual}, expected {expected}")]
+    ChecksumMismatch {
+        /// The hash the sender computed, in hex.
+        expected: String,
+        /// The hash of what we rebuilt, in hex.
+        actual: String,
+    },
     /// Bytes follow the END command.
     #[error("delta has data after its END command at byte {offset}")]
     TrailingData {

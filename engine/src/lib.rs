@@ -34,9 +34,10 @@
 //! and strong-sum lengths ([`SignatureParams::rdiff`]), its choice among
 //! identical blocks, its merging of adjacent copies and its 32 KiB literal
 //! runs. deltasync's own wire adds a fifth format, RabinKarp + truncated
-//! BLAKE3, with rsync's size rules ([`SignatureParams::native`]); a file
-//! rebuilt from it is confirmed by a whole-file BLAKE3 and, on a mismatch,
-//! redone with full-length sums ([`SignatureParams::with_full_sums`]).
+//! BLAKE3, with rsync's size rules ([`SignatureParams::native`]). Its short
+//! sums can collide, so a rebuilt file is confirmed by a whole-file BLAKE3
+//! ([`PatchFileOptions::expected_blake3`]) and, on a mismatch, redone with
+//! full-length sums ([`SignatureParams::with_full_sums`]).
 //!
 //! # Big files and many cores
 //!

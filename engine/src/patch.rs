@@ -135,40 +135,69 @@ impl<W: Write> Sink for WriteSink<W> {
 /// Copies of at least this many bytes go file to file in the kernel.
 const KERNEL_COPY_MIN: u64 = 32 * 1024;
 
-/// A file output. Large copies from a file basis use `std::io::copy`, which
-/// std turns into `copy_file_range` between two files: one copy instead of
-/// a read into user space and a write back out.
+/// A file output. Large copies from a file basis use `copy_file_range`:
+/// one copy inside the kernel instead of a read into user space and a write
+/// back out.
+///
+/// When the output must be confirmed by a whole-file hash, every byte passes
+/// through the hasher instead, so the check costs no second read.
 struct FileSink<'f> {
     out: io::BufWriter<&'f File>,
     scratch: Vec<u8>,
+    hasher: Option<blake3::Hasher>,
 }
 
 impl Sink for FileSink<'_> {
     fn literal(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if let Some(h) = &mut self.hasher {
+            h.update(bytes);
+        }
         self.out.write_all(bytes)
     }
-    fn copy<B: Basis + ?Sized>(&mut self, basis: &B, offset: u64, len: u64) -> io::Result<()> {
-        match basis.as_file() {
-            Some(mut file) if len >= KERNEL_COPY_MIN => {
-                use std::io::{Seek, SeekFrom};
-                // The basis's own cursor is ours alone (reads elsewhere are positioned).
-                file.seek(SeekFrom::Start(offset))?;
-                let copied = io::copy(&mut file.take(len), &mut self.out)?;
-                if copied != len {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        format!(
-                            "basis shrank while patching: copied {copied} of {len} bytes at {offset}"
-                        ),
-                    ));
-                }
-                Ok(())
+    fn copy<B: Basis + ?Sized>(
+        &mut self,
+        basis: &B,
+        mut offset: u64,
+        mut len: u64,
+    ) -> io::Result<()> {
+        if let Some(h) = &mut self.hasher {
+            while len > 0 {
+                let n = len.min(COPY_BUF as u64) as usize;
+                self.scratch.resize(n, 0);
+                basis.read_at(offset, &mut self.scratch)?;
+                h.update(&self.scratch);
+                self.out.write_all(&self.scratch)?;
+                offset += n as u64;
+                len -= n as u64;
             }
+            return Ok(());
+        }
+        match basis.as_file() {
+            Some(file) if len >= KERNEL_COPY_MIN => self.kernel_copy(file, offset, len),
             _ => copy_from_basis(basis, offset, len, &mut self.out, &mut self.scratch),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
+    }
+}
+
+impl FileSink<'_> {
+    /// Copies inside the kernel: std's `io::copy` between two files is
+    /// `copy_file_range`. (Splitting a copy across threads was measured and
+    /// does not help: writes to one file serialise on its inode lock.)
+    fn kernel_copy(&mut self, mut basis: &File, offset: u64, len: u64) -> io::Result<()> {
+        use std::io::{Seek, SeekFrom};
+        // The basis's cursor is ours alone: every other read is positioned.
+        basis.seek(SeekFrom::Start(offset))?;
+        let copied = io::copy(&mut basis.take(len), &mut self.out)?;
+        if copied != len {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("basis shrank while patching: copied {copied} of {len} bytes at {offset}"),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -241,6 +270,11 @@ pub struct PatchFileOptions {
     pub fsync: bool,
     /// Limits on the delta.
     pub limits: Limits,
+    /// The BLAKE3 hash the new file must have. On a mismatch (a collision of
+    /// truncated sums, or a basis that changed since its signature) the new
+    /// file is discarded and [`PatchError::ChecksumMismatch`] returned; the
+    /// caller can then redo it with full-length sums.
+    pub expected_blake3: Option<[u8; 32]>,
 }
 
 impl Default for PatchFileOptions {
@@ -248,14 +282,15 @@ impl Default for PatchFileOptions {
         PatchFileOptions {
             fsync: true,
             limits: Limits::default(),
+            expected_blake3: None,
         }
     }
 }
 
 /// Patches `basis` with `delta` into `new`: written to a temporary file in
-/// `new`'s directory, optionally fsynced, then renamed over `new`. On any
-/// error the temporary file is removed and `new` is untouched. `new` may be
-/// the basis itself.
+/// `new`'s directory, optionally checked against a whole-file BLAKE3,
+/// optionally fsynced, then renamed over `new`. On any error the temporary
+/// file is removed and `new` is untouched. `new` may be the basis itself.
 pub fn patch_file(
     basis: &Path,
     delta: impl Read,
@@ -273,14 +308,29 @@ pub fn patch_file(
     let mut sink = FileSink {
         out: io::BufWriter::with_capacity(COPY_BUF, tmp.as_file()),
         scratch: Vec::new(),
+        hasher: options.expected_blake3.map(|_| blake3::Hasher::new()),
     };
     let stats = apply(&basis, delta, &mut sink, &options.limits)?;
+    if let (Some(expected), Some(hasher)) = (options.expected_blake3, &sink.hasher) {
+        let actual = *hasher.finalize().as_bytes();
+        if actual != expected {
+            return Err(PatchError::ChecksumMismatch {
+                expected: hex(&expected),
+                actual: hex(&actual),
+            });
+        }
+    }
     drop(sink);
     if options.fsync {
         tmp.as_file().sync_all()?;
     }
     tmp.persist(new).map_err(|e| PatchError::Io(e.error))?;
     Ok(stats)
+}
+
+/// Lower-case hex, for hashes in messages.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn copy_from_basis<B: Basis + ?Sized>(
@@ -501,5 +551,53 @@ mod tests {
             Err(PatchError::OutputTooLarge { limit: 3 })
         ));
         assert_eq!(p(&[0x45, 2, 3, 2, b'x', b'y', 0]).unwrap(), b"234xy");
+    }
+}
+
+#[cfg(test)]
+mod file_tests {
+    use super::*;
+    use crate::{
+        DeltaOptions, IndexedSignature, SigFormat, Signature, SignatureParams, write_delta,
+    };
+
+    #[test]
+    fn whole_file_check_catches_a_changed_basis() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let basis_path = dir.path().join("basis");
+        let new_path = dir.path().join("new");
+        let basis: Vec<u8> = (0..200_000u32)
+            .map(|i| (i % 251) as u8 ^ (i >> 9) as u8)
+            .collect();
+        let mut new = basis.clone();
+        new[100_000..100_010].fill(7);
+        std::fs::write(&basis_path, &basis).expect("write");
+        std::fs::write(&new_path, b"old contents").expect("write");
+        let params = SignatureParams::native(basis.len() as u64);
+        let index = IndexedSignature::new(Signature::generate(&basis, params));
+        let mut delta = Vec::new();
+        write_delta(&index, &new[..], &mut delta, &DeltaOptions::default()).expect("delta");
+        let expected = *blake3::hash(&new).as_bytes();
+        let options = PatchFileOptions {
+            expected_blake3: Some(expected),
+            ..PatchFileOptions::default()
+        };
+
+        // The basis changes after its signature was taken: the copies now
+        // fetch the wrong bytes, and the hash says so.
+        let mut changed = basis.clone();
+        changed[5] ^= 1;
+        std::fs::write(&basis_path, &changed).expect("write");
+        let err = patch_file(&basis_path, &delta[..], &new_path, &options).expect_err("mismatch");
+        assert!(matches!(err, PatchError::ChecksumMismatch { .. }), "{err}");
+        assert_eq!(
+            std::fs::read(&new_path).expect("read"),
+            b"old contents",
+            "the old file is untouched"
+        );
+
+        std::fs::write(&basis_path, &basis).expect("write");
+        patch_file(&basis_path, &delta[..], &new_path, &options).expect("patch");
+        assert_eq!(std::fs::read(&new_path).expect("read"), new);
     }
 }
