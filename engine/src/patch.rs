@@ -557,9 +557,7 @@ mod tests {
 #[cfg(test)]
 mod file_tests {
     use super::*;
-    use crate::{
-        DeltaOptions, IndexedSignature, SigFormat, Signature, SignatureParams, write_delta,
-    };
+    use crate::{DeltaOptions, IndexedSignature, Signature, SignatureParams, write_delta};
 
     #[test]
     fn whole_file_check_catches_a_changed_basis() {
