@@ -1,22 +1,44 @@
-//! deltasync's wire protocol.
+//! deltasync's wire protocol: how a client and a `deltasync serve` agent
+//! talk, over any byte pipe.
 //!
-//! This crate will hold the framed protocol that carries signatures, deltas
-//! and file lists between a client and `deltasync serve`:
+//! - [`Message`]: every message and its fields ([`message`] module);
+//! - [`frame`]: frames (`type, len, payload`) inside packets (raw or zstd),
+//!   decoded from byte buffers with no I/O, check-then-parse;
+//! - [`Connection`]: a [`MessageReader`] and a [`MessageWriter`] over any
+//!   `Read + Write`, with the version/capability handshake; tests join two
+//!   ends with in-memory pipes;
+//! - [`bwlimit`]: `--bwlimit` on the bytes actually written;
+//! - [`transport`]: child process, `--rsh` command, and SSH (ssh2).
 //!
-//! - **frames**: length-prefixed, typed, with a maximum size; the codec
-//!   works on byte buffers and does no I/O ("check, then parse"; an
-//!   incomplete frame is not an error);
-//! - **messages and handshake**: protocol version and capabilities
-//!   (compression, hash choices, limits);
-//! - **`Connection<R, W>`**: generic over `Read + Write`, so tests can join
-//!   two ends with an in-memory pipe;
-//! - **transports**: a child process over pipes, an SSH exec channel (ssh2),
-//!   and any `--rsh` command.
+//! ```
+//! use deltasync_wire::{Connection, Message};
+//! // Two one-way pipes make a full-duplex link; here, messages to ourselves.
+//! let mut wire = Vec::new();
+//! let mut conn = Connection::new(&[][..], &mut wire);
+//! conn.writer.send(&Message::Done { id: 7 })?;
+//! conn.writer.flush()?;
+//! drop(conn);
+//! let mut back = Connection::new(&wire[..], std::io::sink());
+//! assert_eq!(back.reader.recv()?, Some(Message::Done { id: 7 }));
+//! # Ok::<(), deltasync_wire::WireError>(())
+//! ```
 //!
-//! It depends on no other deltasync crate: the engine's bytes travel as
-//! opaque payloads. Nothing is implemented yet; see `docs/architecture.md`.
+//! It depends on no other deltasync crate: signatures and deltas travel as
+//! opaque chunks. `docs/protocol.md` is the reference for the byte layout.
 
 #![deny(missing_docs)]
 
-/// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub mod bwlimit;
+mod codec;
+mod connection;
+mod error;
+pub mod frame;
+pub mod message;
+pub mod transport;
+
+pub use connection::{
+    Connection, MAX_CHUNK, MAX_FRAME, MAX_PACKET, MessageReader, MessageWriter, PACKET_TARGET,
+    PROTOCOL_VERSION, Settings, WireStats,
+};
+pub use error::WireError;
+pub use message::{Entry, EntryKind, FileStat, Hello, Message, Partial};
