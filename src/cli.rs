@@ -36,7 +36,25 @@ pub enum Command {
     ///
     /// The output equals rdiff's byte for byte; it is computed on all cores.
     Delta(DeltaArgs),
+    /// Copy SRC to DST, one way, sending only what changed (like rsync -a).
+    ///
+    /// Either side may be local or remote: [user@]host:path or
+    /// ssh://[user@]host[:port]/path. A trailing slash on SRC copies its
+    /// contents; without one, the directory itself. Files are compared by
+    /// size and mtime (or --checksum) and sent as deltas against the old
+    /// version; modes, mtimes and symlinks are kept. An interrupted file
+    /// keeps its verified prefix in DST's .deltasync/partial/ and the next
+    /// run resumes from there.
+    Copy(Box<CopyArgs>),
+    /// Serve a replica on stdin/stdout: the far end of copy and sync.
+    ///
+    /// Never reads, writes or deletes outside DIR. For an SSH key that may
+    /// only sync one folder, put this in ~/.ssh/authorized_keys:
+    ///   command="deltasync serve --root /srv/share",restrict ssh-ed25519 AAAA...
+    /// The client's requested root is then taken relative to /srv/share.
+    Serve(ServeArgs),
     /// Apply DELTA to BASIS, writing the new file.
+
     ///
     /// A named output is written to a temporary file beside it, fsynced and
     /// renamed into place: a failed patch never leaves a partial file.
@@ -133,4 +151,126 @@ pub enum RollArg {
     Rollsum,
     /// librsync's RabinKarp (rdiff's default).
     Rabinkarp,
+}
+
+/// `deltasync serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The replica root; nothing outside it is touched.
+    #[arg(long, value_name = "DIR")]
+    pub root: PathBuf,
+    /// Refuse every change.
+    #[arg(long)]
+    pub read_only: bool,
+    /// Create the root (one level) if it is missing.
+    #[arg(long)]
+    pub mkdir: bool,
+}
+
+/// How to reach a remote host; shared by every remote command.
+#[derive(Debug, Args, Clone)]
+pub struct SshArgs {
+    /// Use this command for the connection instead of the built-in SSH, as
+    /// rsync's -e: it gets [user@]host and the remote command appended.
+    #[arg(short = 'e', long = "rsh", value_name = "COMMAND")]
+    pub rsh: Option<String>,
+    /// Private key to log in with (after ssh-agent).
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
+    /// known_hosts file to check host keys against [default: ~/.ssh/known_hosts].
+    #[arg(long, value_name = "FILE")]
+    pub known_hosts: Option<PathBuf>,
+    /// Record the key of a host not yet in known_hosts (a changed key is still refused).
+    #[arg(long)]
+    pub accept_new_host_key: bool,
+    /// Command that prints the SSH password (or set DELTASYNC_SSH_PASSWORD).
+    #[arg(long, value_name = "CMD")]
+    pub password_cmd: Option<String>,
+    /// Path of deltasync on the remote host.
+    #[arg(long, value_name = "PATH")]
+    pub remote_bin: Option<String>,
+    /// Never upload our binary when the remote lacks deltasync or has another version.
+    #[arg(long)]
+    pub no_deploy: bool,
+    /// Fail (exit 30) when no data moves for this many seconds.
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
+    /// ssh config file [default: ~/.ssh/config].
+    #[arg(long, value_name = "FILE", hide = true)]
+    pub ssh_config: Option<PathBuf>,
+}
+
+/// Transfer tuning shared by copy and sync.
+#[derive(Debug, Args, Clone)]
+pub struct TransferArgs {
+    /// Compress with zstd (the default for remote transfers).
+    #[arg(short = 'z', long, overrides_with = "no_compress")]
+    pub compress: bool,
+    /// Do not compress.
+    #[arg(long)]
+    pub no_compress: bool,
+    /// zstd level, 1 (fast) to 19 (small).
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub compress_level: i32,
+    /// Cap the bytes sent per second: rsync's syntax (no suffix: KiB/s; K, M, G are
+    /// 1024-based, KB, MB, GB 1000-based; 0: no cap), or a timetable such as
+    /// "08:00,512K 18:00,off".
+    #[arg(long, value_name = "RATE")]
+    pub bwlimit: Option<String>,
+}
+
+/// `deltasync copy`.
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// Archive mode, as in rsync: accepted for habit (copy always recurses
+    /// and keeps modes, mtimes and symlinks).
+    #[arg(short = 'a', long)]
+    pub archive: bool,
+    /// Print each file copied.
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+    /// Print only errors.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Show what would be done; change nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Print rsync's 11-character change codes for every change.
+    #[arg(short = 'i', long = "itemize-changes")]
+    pub itemize: bool,
+    /// Keep partial files and show progress (as rsync's -P; partial files are always kept).
+    #[arg(short = 'P')]
+    pub partial_progress: bool,
+    /// Show progress: each file and the whole run, with rate and ETA.
+    #[arg(long)]
+    pub progress: bool,
+    /// Print transfer statistics at the end.
+    #[arg(long)]
+    pub stats: bool,
+    /// Print one JSON summary object on stdout (and nothing else there).
+    #[arg(long)]
+    pub json: bool,
+    /// Delete files in DST that SRC does not have (excluded files are kept).
+    #[arg(long)]
+    pub delete: bool,
+    /// Skip paths matching PATTERN (gitignore syntax; repeatable).
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude: Vec<String>,
+    /// Read exclude patterns from FILE, one per line.
+    #[arg(long, value_name = "FILE")]
+    pub exclude_from: Vec<PathBuf>,
+    /// Decide what changed by BLAKE3 of the contents, not size and mtime.
+    #[arg(short = 'c', long)]
+    pub checksum: bool,
+    /// Send whole files instead of deltas.
+    #[arg(short = 'W', long)]
+    pub whole_file: bool,
+    #[command(flatten)]
+    pub transfer: TransferArgs,
+    #[command(flatten)]
+    pub ssh: SshArgs,
+    /// Source: a local path or [user@]host:path or ssh://[user@]host[:port]/path.
+    pub src: String,
+    /// Destination, in the same forms.
+    pub dst: String,
 }

@@ -2,7 +2,10 @@
 //! outcome to an rsync-style exit code. clap and anyhow stop here.
 
 mod cli;
+mod connect;
+mod copy;
 mod rdiff;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -23,6 +26,8 @@ fn main() -> ExitCode {
         cli::Command::Signature(args) => rdiff::signature(args),
         cli::Command::Delta(args) => rdiff::delta(args),
         cli::Command::Patch(args) => rdiff::patch(args),
+        cli::Command::Copy(args) => copy::copy(args),
+        cli::Command::Serve(args) => serve::serve(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,6 +8,8 @@
 use std::path::PathBuf;
 
 use crate::engine::{DeltaError, PatchError, SignatureError};
+use deltasync_wire::WireError;
+use deltasync_wire::transport::ssh::SshError;
 
 /// rsync's exit code for a usage error.
 pub const EXIT_USAGE: i32 = 1;
@@ -15,6 +17,18 @@ pub const EXIT_USAGE: i32 = 1;
 pub const EXIT_FILE_IO: i32 = 11;
 /// rsync's exit code for an error in the data stream.
 pub const EXIT_STREAM: i32 = 12;
+/// rsync's exit code for a protocol version mismatch.
+pub const EXIT_PROTOCOL: i32 = 2;
+/// rsync's exit code for failing to start or log in to the far side.
+pub const EXIT_STARTUP: i32 = 5;
+/// rsync's exit code for connection I/O errors.
+pub const EXIT_CONNECTION: i32 = 10;
+/// rsync's exit code for a partial transfer (some files failed).
+pub const EXIT_PARTIAL: i32 = 23;
+/// rsync's exit code when some source files vanished.
+pub const EXIT_VANISHED: i32 = 24;
+/// rsync's exit code for a timeout.
+pub const EXIT_TIMEOUT: i32 = 30;
 
 /// Something the driver could not do.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +74,23 @@ pub enum DriverError {
     /// The request itself makes no sense.
     #[error("{0}")]
     Usage(String),
+    /// The far side could not be started.
+    #[error("{0}")]
+    Startup(String),
+    /// The connection failed.
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    /// SSH could not connect or log in.
+    #[error(transparent)]
+    Ssh(#[from] SshError),
+    /// Some files were not transferred; each was reported as it failed.
+    #[error("{failed} file(s) could not be transferred, {vanished} vanished")]
+    Partial {
+        /// Files that failed.
+        failed: usize,
+        /// Files that vanished before they could be read.
+        vanished: usize,
+    },
 }
 
 impl DriverError {
@@ -83,6 +114,18 @@ impl DriverError {
             DriverError::Signature { .. }
             | DriverError::Delta { .. }
             | DriverError::Patch { .. } => EXIT_STREAM,
+            DriverError::Startup(_) => EXIT_STARTUP,
+            DriverError::Wire(w) => match w {
+                WireError::Timeout { .. } => EXIT_TIMEOUT,
+                WireError::Mismatch(_) => EXIT_PROTOCOL,
+                WireError::Io(e) if e.kind() == std::io::ErrorKind::TimedOut => EXIT_TIMEOUT,
+                WireError::Io(_) | WireError::Truncated { .. } => EXIT_CONNECTION,
+                _ => EXIT_STREAM,
+            },
+            DriverError::Ssh(e) if e.is_startup() => EXIT_STARTUP,
+            DriverError::Ssh(_) => EXIT_CONNECTION,
+            DriverError::Partial { failed: 0, .. } => EXIT_VANISHED,
+            DriverError::Partial { .. } => EXIT_PARTIAL,
         }
     }
 }

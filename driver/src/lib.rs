@@ -35,9 +35,21 @@
 
 #![deny(missing_docs)]
 
+pub mod agent;
+pub mod client;
+pub mod copy;
 mod error;
+pub mod link;
+pub mod location;
+pub mod path;
 pub mod rdiff;
 
 pub use deltasync_engine as engine;
 pub use deltasync_wire as wire;
-pub use error::{DriverError, EXIT_FILE_IO, EXIT_STREAM, EXIT_USAGE};
+pub use error::*;
+
+/// This build's version string, sent in the handshake and used to name a
+/// deployed binary.
+pub fn program_version() -> String {
+    format!("deltasync {}", env!("CARGO_PKG_VERSION"))
+}

@@ -97,6 +97,7 @@ pub enum Message {
     },
     List {
         id: u64,
+        under: Vec<u8>,
         filters: Vec<String>,
         checksum: bool,
     },
@@ -128,6 +129,11 @@ pub enum Message {
         path: Vec<u8>,
         skip: Option<Partial>,
     },
+    /// The sender accepted (`skipped` = the prefix length) or refused (0) a resume.
+    DeltaStart {
+        id: u64,
+        skipped: u64,
+    },
     DeltaChunk {
         id: u64,
         data: Vec<u8>,
@@ -137,6 +143,8 @@ pub enum Message {
         stat: FileStat,
         blake3: [u8; 32],
         skipped: u64,
+        literal: u64,
+        matched: u64,
     },
     PatchRequest {
         id: u64,
@@ -182,6 +190,7 @@ mod kind {
     pub const DELTA_REQUEST: u8 = 0x30;
     pub const DELTA_CHUNK: u8 = 0x31;
     pub const DELTA_END: u8 = 0x32;
+    pub const DELTA_START: u8 = 0x33;
     pub const PATCH_REQUEST: u8 = 0x40;
     pub const DONE: u8 = 0x41;
     pub const MKDIR: u8 = 0x50;
@@ -206,6 +215,7 @@ impl Message {
             | SigChunk { id, .. }
             | SigEnd { id, .. }
             | DeltaRequest { id, .. }
+            | DeltaStart { id, .. }
             | DeltaChunk { id, .. }
             | DeltaEnd { id, .. }
             | PatchRequest { id, .. }
@@ -245,10 +255,12 @@ impl Message {
             Message::Bye => kind::BYE,
             Message::List {
                 id,
+                under,
                 filters,
                 checksum,
             } => {
                 e.varint(*id)
+                    .bytes(under)
                     .u8(u8::from(*checksum))
                     .varint(filters.len() as u64);
                 for f in filters {
@@ -293,6 +305,10 @@ impl Message {
                 encode_opt_partial(&mut e, skip);
                 kind::DELTA_REQUEST
             }
+            Message::DeltaStart { id, skipped } => {
+                e.varint(*id).varint(*skipped);
+                kind::DELTA_START
+            }
             Message::DeltaChunk { id, data } => {
                 e.varint(*id);
                 e.buf.extend_from_slice(data);
@@ -303,10 +319,15 @@ impl Message {
                 stat,
                 blake3,
                 skipped,
+                literal,
+                matched,
             } => {
                 e.varint(*id);
                 encode_stat(&mut e, stat);
-                e.hash(blake3).varint(*skipped);
+                e.hash(blake3)
+                    .varint(*skipped)
+                    .varint(*literal)
+                    .varint(*matched);
                 kind::DELTA_END
             }
             Message::PatchRequest {
@@ -385,6 +406,7 @@ impl Message {
             kind::BYE => Message::Bye,
             kind::LIST => {
                 let id = d.varint()?;
+                let under = d.bytes(MAX_PATH)?.to_vec();
                 let checksum = d.bool()?;
                 let n = d.varint()?;
                 if n > MAX_FILTERS {
@@ -399,6 +421,7 @@ impl Message {
                 }
                 Message::List {
                     id,
+                    under,
                     filters,
                     checksum,
                 }
@@ -431,6 +454,10 @@ impl Message {
                 path: d.bytes(MAX_PATH)?.to_vec(),
                 skip: decode_opt_partial(&mut d)?,
             },
+            kind::DELTA_START => Message::DeltaStart {
+                id: d.varint()?,
+                skipped: d.varint()?,
+            },
             kind::DELTA_CHUNK => Message::DeltaChunk {
                 id: d.varint()?,
                 data: d.rest().to_vec(),
@@ -440,6 +467,8 @@ impl Message {
                 stat: decode_stat(&mut d)?,
                 blake3: d.hash()?,
                 skipped: d.varint()?,
+                literal: d.varint()?,
+                matched: d.varint()?,
             },
             kind::PATCH_REQUEST => Message::PatchRequest {
                 id: d.varint()?,
@@ -488,6 +517,7 @@ fn kind_name(k: u8) -> Option<&'static str> {
         kind::DELTA_REQUEST => "DeltaRequest",
         kind::DELTA_CHUNK => "DeltaChunk",
         kind::DELTA_END => "DeltaEnd",
+        kind::DELTA_START => "DeltaStart",
         kind::PATCH_REQUEST => "PatchRequest",
         kind::DONE => "Done",
         kind::MKDIR => "Mkdir",
@@ -627,8 +657,13 @@ mod tests {
             Message::Bye,
             Message::List {
                 id: 2,
+                under: b"sub".to_vec(),
                 filters: vec!["*.o".into(), "/target/".into()],
                 checksum: true,
+            },
+            Message::DeltaStart {
+                id: 4,
+                skipped: 100,
             },
             Message::Entry { id: 2, entry },
             Message::ListEnd { id: 2, count: 7 },
@@ -661,6 +696,8 @@ mod tests {
                 stat,
                 blake3: [2; 32],
                 skipped: 0,
+                literal: 5,
+                matched: 6,
             },
             Message::PatchRequest {
                 id: 5,

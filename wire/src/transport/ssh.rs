@@ -288,6 +288,7 @@ impl SshSession {
     /// Runs `command` and returns its exit status and standard output
     /// (for short probes such as `uname -sm`).
     pub fn run(&self, command: &str) -> Result<(i32, Vec<u8>), SshError> {
+        self.session.set_blocking(true);
         let mut ch = self.session.channel_session().map_err(step("channel"))?;
         ch.exec(command).map_err(step("exec"))?;
         let mut out = Vec::new();
@@ -301,6 +302,7 @@ impl SshSession {
     /// Uploads `local` to `remote` (relative to the remote home) over SFTP,
     /// through a temporary name, executable.
     pub fn upload(&self, local: &Path, remote: &str) -> Result<(), SshError> {
+        self.session.set_blocking(true);
         let sftp = self.session.sftp().map_err(step("sftp"))?;
         let remote = Path::new(remote);
         let mut dir = PathBuf::new();
@@ -332,17 +334,21 @@ impl SshSession {
     }
 
     /// Starts `command` on an exec channel and hands it over as a transport.
-    /// The session moves into a pump thread; the remote's stderr is copied
-    /// to ours with a `remote:` prefix.
-    pub fn exec(self, command: &str) -> Result<Transport, SshError> {
+    /// A pump thread drives the session from then on; the remote's stderr is
+    /// copied to ours with a `remote:` prefix. Only one transport may be
+    /// live on a session at a time.
+    pub fn exec(&self, command: &str) -> Result<Transport, SshError> {
+        self.session.set_blocking(true);
         let mut ch = self.session.channel_session().map_err(step("channel"))?;
         ch.exec(command).map_err(step("exec"))?;
         let description = format!(
             "ssh {}@{}:{} {command}",
             self.options.user, self.options.host, self.options.port
         );
+        let socket = self.socket.try_clone()?;
         let (reader, writer, end) =
-            super::ssh_pump::start(self.session, ch, self.socket, self.options.io_timeout)?;
+            super::ssh_pump::start(self.session.clone(), ch, socket, self.options.io_timeout)?;
+
         Ok(Transport {
             reader: Box::new(reader),
             writer: Box::new(writer),

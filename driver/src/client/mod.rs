@@ -1,0 +1,419 @@
+//! The client's side of a connection: start an agent for a location, greet
+//! it, and hand back a message queue each way.
+//!
+//! A local path gets `deltasync serve` as a child process over pipes: the
+//! same protocol as remote, with no shortcuts. A remote path gets an SSH
+//! exec channel (ssh2), or the `--rsh` command when one is given. If the
+//! remote has no deltasync, or another version, and runs the same OS and
+//! architecture, the client uploads its own binary over SFTP to
+//! `~/.cache/deltasync/<version>/deltasync` and runs that (unless
+//! `--no-deploy`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam::channel::{Receiver, Sender, bounded, unbounded};
+use deltasync_wire::bwlimit::{BwLimit, Throttled};
+use deltasync_wire::transport::{self, EndHandle, Transport, ssh, ssh_config};
+use deltasync_wire::{Connection, Message, Settings, WireError, WireStats};
+
+use crate::error::DriverError;
+use crate::link::Outbox;
+use crate::location::{Location, Remote};
+
+/// How to reach and talk to agents.
+#[derive(Clone, Debug)]
+pub struct ConnectOptions {
+    /// `-e/--rsh`: a command that gives a byte pipe to the remote host.
+    pub rsh: Option<String>,
+    /// `--identity FILE`.
+    pub identity: Option<PathBuf>,
+    /// `--known-hosts FILE` (default `~/.ssh/known_hosts`).
+    pub known_hosts: Option<PathBuf>,
+    /// `--accept-new-host-key`.
+    pub accept_new_host_key: bool,
+    /// A password (from `--password-cmd` or `DELTASYNC_SSH_PASSWORD`).
+    pub password: Option<String>,
+    /// `--remote-bin PATH`.
+    pub remote_bin: Option<String>,
+    /// `--no-deploy`.
+    pub no_deploy: bool,
+    /// `--timeout SECS`: no data for this long is an error (exit 30).
+    pub timeout: Option<Duration>,
+    /// How long to wait for a TCP connection.
+    pub connect_timeout: Duration,
+    /// Compression: `None` picks the default (on for remote, off for local).
+    pub compress: Option<bool>,
+    /// zstd level when compressing.
+    pub compress_level: i32,
+    /// `--bwlimit`.
+    pub bwlimit: BwLimit,
+    /// The ssh config file (default `~/.ssh/config`).
+    pub ssh_config: Option<PathBuf>,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            rsh: None,
+            identity: None,
+            known_hosts: None,
+            accept_new_host_key: false,
+            password: None,
+            remote_bin: None,
+            no_deploy: false,
+            timeout: None,
+            connect_timeout: Duration::from_secs(30),
+            compress: None,
+            compress_level: 3,
+            bwlimit: BwLimit::off(),
+            ssh_config: None,
+        }
+    }
+}
+
+/// What an agent is asked to serve.
+#[derive(Clone, Debug)]
+pub struct AgentSpec {
+    /// The root, as a local path or as the remote's path text.
+    pub root: String,
+    /// Refuse changes.
+    pub read_only: bool,
+    /// Create the root (one level) if it is missing.
+    pub mkdir: bool,
+}
+
+/// A greeted agent: queues to and from it, and its far end.
+pub struct Agent {
+    /// Messages to the agent.
+    pub out: Sender<Message>,
+    /// Messages from the agent; an `Err` ends the stream.
+    pub incoming: Receiver<Result<Message, WireError>>,
+    /// Bytes moved on this connection.
+    pub stats: Arc<WireStats>,
+    /// What the handshake agreed.
+    pub settings: Settings,
+    /// True when the agent is on another machine.
+    pub remote: bool,
+    /// What it is, for messages.
+    pub description: String,
+    outbox: Outbox,
+    reader: JoinHandle<()>,
+    end: EndHandle,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("description", &self.description)
+            .finish()
+    }
+}
+
+impl Agent {
+    /// Says goodbye and waits for the agent to finish.
+    pub fn close(self) -> Result<(), DriverError> {
+        let _ = self.out.send(Message::Bye);
+        drop(self.out);
+        let flushed = self.outbox.finish();
+        let _ = self.reader.join();
+        let _ = self.end.wait();
+        flushed.map_err(DriverError::from)
+    }
+
+    /// Stops the agent at once (on errors).
+    pub fn kill(self) {
+        drop(self.out);
+        self.end.kill();
+        let _ = self.outbox.finish();
+        let _ = self.reader.join();
+    }
+
+    /// The local agent's process id (tests kill it to simulate crashes).
+    pub fn pid(&self) -> Option<u32> {
+        self.end.pid()
+    }
+}
+
+/// Starts and greets an agent for `location`, serving `spec`.
+/// `bounded_incoming` limits how far the agent may run ahead of us.
+pub fn open(
+    location: &Location,
+    spec: &AgentSpec,
+    options: &ConnectOptions,
+    bounded_incoming: bool,
+) -> Result<Agent, DriverError> {
+    match location {
+        Location::Local(_) => {
+            let exe = std::env::current_exe()
+                .map_err(|e| DriverError::Startup(format!("cannot find our own binary: {e}")))?;
+            let cmd = serve_command_local(&exe, spec);
+            let t = transport::spawn(cmd, options.timeout)
+                .map_err(|e| DriverError::Startup(e.to_string()))?;
+            greet(t, false, options, bounded_incoming)
+        }
+        Location::Remote(r) => match &options.rsh {
+            Some(rsh) => {
+                let bin = options
+                    .remote_bin
+                    .clone()
+                    .unwrap_or_else(|| "deltasync".into());
+                let cmd = transport::rsh_command(
+                    rsh,
+                    r.user.as_deref(),
+                    &r.host,
+                    r.port,
+                    &serve_command_remote(&bin, spec),
+                )
+                .map_err(|e| DriverError::Usage(e.to_string()))?;
+                let t = transport::spawn(cmd, options.timeout)
+                    .map_err(|e| DriverError::Startup(e.to_string()))?;
+                greet(t, true, options, bounded_incoming)
+            }
+            None => open_ssh(r, spec, options, bounded_incoming),
+        },
+    }
+}
+
+fn serve_command_local(exe: &Path, spec: &AgentSpec) -> Command {
+    let mut cmd = Command::new(exe);
+    cmd.arg("serve").arg("--root").arg(&spec.root);
+    if spec.read_only {
+        cmd.arg("--read-only");
+    }
+    if spec.mkdir {
+        cmd.arg("--mkdir");
+    }
+    cmd
+}
+
+/// The remote command line, quoted for the remote shell. `bin` may start
+/// with `$HOME/`, which is left for the shell to expand.
+fn serve_command_remote(bin: &str, spec: &AgentSpec) -> String {
+    let bin = match bin.strip_prefix("$HOME/") {
+        Some(rest) => format!("\"$HOME\"/{}", shell_words::quote(rest)),
+        None => shell_words::quote(bin).into_owned(),
+    };
+    let root = if spec.root.is_empty() {
+        "."
+    } else {
+        &spec.root
+    };
+    let mut s = format!("{bin} serve --root {}", shell_words::quote(root));
+    if spec.read_only {
+        s.push_str(" --read-only");
+    }
+    if spec.mkdir {
+        s.push_str(" --mkdir");
+    }
+    s
+}
+
+fn greet(
+    t: Transport,
+    remote: bool,
+    options: &ConnectOptions,
+    bounded_incoming: bool,
+) -> Result<Agent, DriverError> {
+    let (reader, writer, end) = t.split();
+    let description = end.description.clone();
+    let writer: Box<dyn std::io::Write + Send> = if options.bwlimit.is_off() {
+        writer
+    } else {
+        Box::new(Throttled::new(writer, options.bwlimit.clone()))
+    };
+    let mut conn = Connection::new(reader, writer);
+    if let Some(t) = options.timeout {
+        conn.reader.set_timeout_secs(t.as_secs());
+    }
+    let level = if options.compress.unwrap_or(remote) {
+        options.compress_level.max(1)
+    } else {
+        0
+    };
+    let settings = match conn.client_handshake(&crate::program_version(), level) {
+        Ok(s) => s,
+        Err(e) => {
+            end.kill();
+            return Err(e.into());
+        }
+    };
+    let Connection {
+        mut reader,
+        writer,
+        stats,
+    } = conn;
+    let outbox = Outbox::spawn(writer, 256);
+    let (tx, incoming) = if bounded_incoming {
+        bounded(64)
+    } else {
+        unbounded()
+    };
+    let reader = std::thread::spawn(move || {
+        loop {
+            match reader.recv() {
+                Ok(Some(m)) => {
+                    if tx.send(Ok(m)).is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => {
+                    let _ = tx.send(Err(WireError::Truncated {
+                        what: "conversation (the agent hung up)",
+                    }));
+                    return;
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            }
+        }
+    });
+    Ok(Agent {
+        out: outbox.sender(),
+        incoming,
+        stats,
+        settings,
+        remote,
+        description,
+        outbox,
+        reader,
+        end,
+    })
+}
+
+/// The local OS and architecture as `uname -sm` prints them.
+fn local_uname() -> String {
+    let os = match std::env::consts::OS {
+        "linux" => "Linux",
+        "macos" => "Darwin",
+        "freebsd" => "FreeBSD",
+        other => other,
+    };
+    let arch = match std::env::consts::ARCH {
+        "aarch64" if os == "Darwin" => "arm64",
+        a => a,
+    };
+    format!("{os} {arch}")
+}
+
+fn open_ssh(
+    r: &Remote,
+    spec: &AgentSpec,
+    options: &ConnectOptions,
+    bounded_incoming: bool,
+) -> Result<Agent, DriverError> {
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let config_path = options
+        .ssh_config
+        .clone()
+        .unwrap_or_else(|| home.join(".ssh/config"));
+    let cfg = ssh_config::lookup(&config_path, &r.host);
+    let user = r
+        .user
+        .clone()
+        .or(cfg.user.clone())
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "root".into());
+    let ssh_options = ssh::SshOptions {
+        host: cfg.hostname.clone().unwrap_or_else(|| r.host.clone()),
+        port: r.port.or(cfg.port).unwrap_or(22),
+        user,
+        identities: ssh::default_identities(options.identity.as_deref(), &cfg.identity_files),
+        known_hosts: options
+            .known_hosts
+            .clone()
+            .or(cfg.known_hosts.clone())
+            .unwrap_or_else(|| home.join(".ssh/known_hosts")),
+        accept_new_host_key: options.accept_new_host_key,
+        password: options.password.clone(),
+        connect_timeout: options.connect_timeout,
+        io_timeout: options.timeout,
+    };
+    let session = ssh::connect(&ssh_options)?;
+    if let Some(bin) = &options.remote_bin {
+        let t = session.exec(&serve_command_remote(bin, spec))?;
+        return greet(t, true, options, bounded_incoming);
+    }
+    // First the deltasync on the remote PATH, if it is ours.
+    let first = greet(
+        session.exec(&serve_command_remote("deltasync", spec))?,
+        true,
+        options,
+        bounded_incoming,
+    );
+    match first {
+        Ok(agent)
+            if agent.settings.peer_program == crate::program_version() || options.no_deploy =>
+        {
+            return Ok(agent);
+        }
+        Ok(agent) => agent.kill(), // another version: replace it with ours
+        Err(DriverError::Wire(WireError::Mismatch(why))) if options.no_deploy => {
+            return Err(DriverError::Startup(format!(
+                "{}: {why}; install deltasync {} there, or drop --no-deploy",
+                r.host,
+                env!("CARGO_PKG_VERSION")
+            )));
+        }
+        Err(DriverError::Wire(WireError::Mismatch(_))) => {}
+        Err(e) => return Err(e),
+    }
+    // Deploy our own binary, if the remote can run it.
+    let (_, uname) = session.run("uname -sm")?;
+    let uname = String::from_utf8_lossy(&uname).trim().to_string();
+    if uname != local_uname() {
+        return Err(DriverError::Startup(format!(
+            "{}: no usable deltasync there, and it runs {uname:?}, not {:?}, so ours cannot be deployed",
+            r.host,
+            local_uname()
+        )));
+    }
+    let rel = format!(".cache/deltasync/{}/deltasync", env!("CARGO_PKG_VERSION"));
+    let (status, _) = session.run(&format!("test -x \"$HOME\"/{}", shell_words::quote(&rel)))?;
+    if status != 0 {
+        let exe = std::env::current_exe()
+            .map_err(|e| DriverError::Startup(format!("cannot find our own binary: {e}")))?;
+        eprintln!(
+            "deltasync: deploying {} to {}:~/{rel}",
+            crate::program_version(),
+            r.host
+        );
+        session.upload(&exe, &rel)?;
+    }
+    let t = session.exec(&serve_command_remote(&format!("$HOME/{rel}"), spec))?;
+    greet(t, true, options, bounded_incoming)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remote_command_quotes_paths() {
+        let spec = AgentSpec {
+            root: "my dir/x'y".into(),
+            read_only: true,
+            mkdir: false,
+        };
+        assert_eq!(
+            serve_command_remote("deltasync", &spec),
+            "deltasync serve --root 'my dir/x'\\''y' --read-only"
+        );
+        let spec = AgentSpec {
+            root: String::new(),
+            read_only: false,
+            mkdir: true,
+        };
+        assert_eq!(
+            serve_command_remote("$HOME/.cache/deltasync/1/deltasync", &spec),
+            "\"$HOME\"/.cache/deltasync/1/deltasync serve --root . --mkdir"
+        );
+    }
+}

@@ -1,0 +1,525 @@
+//! Carrying out a copy plan through two agents: `src` (which has the new
+//! contents) and `dst` (which has the old ones).
+//!
+//! For each file the data path is: `dst` sums its old file (SigRequest →
+//! SigChunk… SigEnd), we pass the signature to `src` (DeltaRequest), `src`
+//! streams the delta (DeltaStart, DeltaChunk…, DeltaEnd) and we relay it to
+//! `dst` (PatchRequest…), which rebuilds, checks and commits the file
+//! (Done). Up to `window` files are in flight at once, so a copy of N files
+//! costs a few round trips in all, not a few per file.
+//!
+//! One thread runs this loop over both agents' incoming queues, so the
+//! state needs no locks. Every request gets its own id; replies for ids we
+//! have given up on (after a retry) are ignored.
+
+use std::collections::{HashMap, VecDeque};
+
+use crossbeam::channel::select;
+use deltasync_wire::{MAX_CHUNK, Message, WireError};
+
+use super::plan::{Action, Plan, itemize_line};
+use super::{CopySummary, Event, Reporter};
+use crate::client::Agent;
+use crate::error::DriverError;
+use crate::link::code;
+use crate::path::RelPath;
+
+/// A file in flight.
+#[derive(Clone, Debug)]
+struct Xfer {
+    src: RelPath,
+    dst: RelPath,
+    size: u64,
+    code: String,
+    full_sums: bool,
+    attempt: u8,
+    sig: Vec<u8>,
+    patching: bool,
+    sent: u64,
+    literal: u64,
+    matched: u64,
+}
+
+enum Op {
+    Simple {
+        line: Option<String>,
+        path: RelPath,
+        delete: bool,
+    },
+    Xfer(Xfer),
+}
+
+struct Exec<'a> {
+    src: &'a Agent,
+    dst: &'a Agent,
+    whole_file: bool,
+    window: usize,
+    next_id: u64,
+    ops: HashMap<u64, Op>,
+    queue: VecDeque<Xfer>,
+    active: usize,
+    summary: &'a mut CopySummary,
+    reporter: &'a mut dyn Reporter,
+}
+
+/// Runs `plan`; per-file failures are counted in the summary, a broken
+/// connection is an error.
+pub fn execute(
+    plan: &Plan,
+    src: &Agent,
+    dst: &Agent,
+    whole_file: bool,
+    window: usize,
+    summary: &mut CopySummary,
+    reporter: &mut dyn Reporter,
+) -> Result<(), DriverError> {
+    let mut x = Exec {
+        src,
+        dst,
+        whole_file,
+        window: window.max(1),
+        next_id: 1,
+        ops: HashMap::new(),
+        queue: VecDeque::new(),
+        active: 0,
+        summary,
+        reporter,
+    };
+    // Directory mtimes wait until everything inside them is written.
+    let (last, first): (Vec<&Action>, Vec<&Action>) = plan
+        .actions
+        .iter()
+        .partition(|a| matches!(a, Action::SetAttr { code, .. } if code.is_empty()));
+    for a in first {
+        x.start(a)?;
+    }
+    x.run()?;
+    for a in last {
+        x.start(a)?;
+    }
+    x.run()
+}
+
+fn send(agent: &Agent, m: Message) -> Result<(), DriverError> {
+    agent.out.send(m).map_err(|_| {
+        DriverError::Wire(WireError::Truncated {
+            what: "conversation (the agent hung up)",
+        })
+    })
+}
+
+impl Exec<'_> {
+    fn id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    fn start(&mut self, a: &Action) -> Result<(), DriverError> {
+        let line = itemize_line(a);
+        match a {
+            Action::Transfer {
+                src,
+                path,
+                size,
+                code,
+            } => {
+                self.queue.push_back(Xfer {
+                    src: src.clone(),
+                    dst: path.clone(),
+                    size: *size,
+                    code: code.clone(),
+                    full_sums: false,
+                    attempt: 0,
+                    sig: Vec::new(),
+                    patching: false,
+                    sent: 0,
+                    literal: 0,
+                    matched: 0,
+                });
+                self.pump()
+            }
+            Action::Delete { path, .. } => {
+                let m = Message::Remove {
+                    id: 0,
+                    path: path.as_bytes().to_vec(),
+                };
+                self.simple(m, path, line, true)
+            }
+            Action::Mkdir { path, mode } => {
+                let m = Message::Mkdir {
+                    id: 0,
+                    path: path.as_bytes().to_vec(),
+                    mode: *mode,
+                };
+                self.simple(m, path, line, false)
+            }
+            Action::Symlink {
+                path,
+                target,
+                mtime_ns,
+                ..
+            } => {
+                // Create it, then set the link's own mtime (never its target's).
+                let m = Message::Symlink {
+                    id: 0,
+                    path: path.as_bytes().to_vec(),
+                    target: target.clone(),
+                };
+                self.simple(m, path, None, false)?;
+                let m = Message::SetAttr {
+                    id: 0,
+                    path: path.as_bytes().to_vec(),
+                    mode: None,
+                    mtime_ns: Some(*mtime_ns),
+                };
+                self.simple(m, path, line, false)
+            }
+            Action::SetAttr {
+                path,
+                mode,
+                mtime_ns,
+                ..
+            } => {
+                let m = Message::SetAttr {
+                    id: 0,
+                    path: path.as_bytes().to_vec(),
+                    mode: *mode,
+                    mtime_ns: *mtime_ns,
+                };
+                self.simple(m, path, line, false)
+            }
+        }
+    }
+
+    /// Sends a one-message request to the destination under a fresh id.
+    fn simple(
+        &mut self,
+        mut m: Message,
+        path: &RelPath,
+        line: Option<String>,
+        delete: bool,
+    ) -> Result<(), DriverError> {
+        let id = self.id();
+        match &mut m {
+            Message::Remove { id: i, .. }
+            | Message::Mkdir { id: i, .. }
+            | Message::Symlink { id: i, .. }
+            | Message::SetAttr { id: i, .. } => *i = id,
+            _ => {}
+        }
+        send(self.dst, m)?;
+        self.ops.insert(
+            id,
+            Op::Simple {
+                line,
+                path: path.clone(),
+                delete,
+            },
+        );
+        Ok(())
+    }
+
+    /// Starts queued transfers while the window has room.
+    fn pump(&mut self) -> Result<(), DriverError> {
+        while self.active < self.window {
+            let Some(x) = self.queue.pop_front() else {
+                break;
+            };
+            self.active += 1;
+            self.begin(x)?;
+        }
+        Ok(())
+    }
+
+    fn begin(&mut self, x: Xfer) -> Result<(), DriverError> {
+        let id = self.id();
+        send(
+            self.dst,
+            Message::SigRequest {
+                id,
+                path: x.dst.as_bytes().to_vec(),
+                full_sums: x.full_sums,
+                resume: !x.full_sums,
+            },
+        )?;
+        self.ops.insert(id, Op::Xfer(x));
+        Ok(())
+    }
+
+    /// Ends transfer `id`: counted, reported, and its slot freed.
+    fn finish(&mut self, id: u64, failure: Option<(u32, String)>) -> Result<(), DriverError> {
+        let Some(Op::Xfer(x)) = self.ops.remove(&id) else {
+            return Ok(());
+        };
+        self.active -= 1;
+        match failure {
+            None => {
+                self.summary.transferred += 1;
+                self.summary.literal += x.literal;
+                self.summary.matched += x.matched;
+                self.summary.transferred_size += x.size;
+                self.reporter.event(Event::Item {
+                    line: &format!("{} {}", x.code, x.dst.display()),
+                    path: &x.dst,
+                });
+            }
+            Some((c, _)) if c == code::CHANGED && x.attempt < 2 => {
+                self.reporter.event(Event::Warning(&format!(
+                    "{}: changed while being read; trying again",
+                    x.src.display()
+                )));
+                self.queue.push_front(Xfer {
+                    attempt: x.attempt + 1,
+                    sig: Vec::new(),
+                    patching: false,
+                    ..x
+                });
+            }
+            Some((c, _)) if c == code::CHECKSUM && !x.full_sums => {
+                self.reporter.event(Event::Warning(&format!(
+                    "{}: whole-file check failed; redoing with full-length sums",
+                    x.dst.display()
+                )));
+                self.queue.push_front(Xfer {
+                    full_sums: true,
+                    attempt: x.attempt + 1,
+                    sig: Vec::new(),
+                    patching: false,
+                    ..x
+                });
+            }
+            Some((c, msg)) if c == code::VANISHED => {
+                self.reporter.event(Event::Warning(&format!(
+                    "file has vanished: {} ({msg})",
+                    x.src.display()
+                )));
+                self.summary.vanished.push(x.src.display());
+            }
+            Some((_, msg)) => {
+                self.reporter
+                    .event(Event::Warning(&format!("{}: {msg}", x.dst.display())));
+                self.summary.failed.push(x.dst.display());
+            }
+        }
+        self.pump()
+    }
+
+    fn run(&mut self) -> Result<(), DriverError> {
+        while !self.ops.is_empty() || !self.queue.is_empty() {
+            let (from_src, msg) = select! {
+                recv(self.src.incoming) -> m => (true, m),
+                recv(self.dst.incoming) -> m => (false, m),
+            };
+            let msg = match msg {
+                Ok(Ok(m)) => m,
+                Ok(Err(e)) => return Err(e.into()),
+                Err(_) => {
+                    return Err(DriverError::Wire(WireError::Truncated {
+                        what: "conversation",
+                    }));
+                }
+            };
+            if from_src {
+                self.on_src(msg)?
+            } else {
+                self.on_dst(msg)?
+            }
+        }
+        Ok(())
+    }
+
+    fn on_dst(&mut self, msg: Message) -> Result<(), DriverError> {
+        match msg {
+            Message::SigChunk { id, data } => {
+                if let Some(Op::Xfer(x)) = self.ops.get_mut(&id) {
+                    x.sig.extend_from_slice(&data);
+                }
+            }
+            Message::SigEnd { id, partial, .. } => {
+                let Some(Op::Xfer(x)) = self.ops.get_mut(&id) else {
+                    return Ok(());
+                };
+                let sig = std::mem::take(&mut x.sig);
+                let sig = if self.whole_file {
+                    empty_signature()
+                } else {
+                    sig
+                };
+                let skip = if x.full_sums { None } else { partial };
+                let src = x.src.as_bytes().to_vec();
+                send(
+                    self.src,
+                    Message::DeltaRequest {
+                        id,
+                        path: src,
+                        skip,
+                    },
+                )?;
+                for piece in sig.chunks(MAX_CHUNK) {
+                    send(
+                        self.src,
+                        Message::SigChunk {
+                            id,
+                            data: piece.to_vec(),
+                        },
+                    )?;
+                }
+                send(
+                    self.src,
+                    Message::SigEnd {
+                        id,
+                        basis: None,
+                        partial: None,
+                    },
+                )?;
+            }
+            Message::Done { id } => match self.ops.get(&id) {
+                Some(Op::Xfer(_)) => self.finish(id, None)?,
+                Some(Op::Simple { .. }) => {
+                    if let Some(Op::Simple { line, path, delete }) = self.ops.remove(&id) {
+                        if delete {
+                            self.summary.deleted += 1;
+                        }
+                        if let Some(l) = line {
+                            self.reporter.event(Event::Item {
+                                line: &l,
+                                path: &path,
+                            });
+                        }
+                    }
+                }
+                None => {}
+            },
+            Message::Error {
+                id, code, message, ..
+            } => match self.ops.get(&id) {
+                Some(Op::Xfer(x)) => {
+                    // The patch failed: stop the sender too, if it is still going.
+                    if !x.patching {
+                        let _ = send(
+                            self.src,
+                            Message::Error {
+                                id,
+                                code: code::ABORTED,
+                                path: Vec::new(),
+                                message: String::new(),
+                            },
+                        );
+                    }
+                    self.finish(id, Some((code, message)))?;
+                }
+                Some(Op::Simple { .. }) => {
+                    if let Some(Op::Simple { path, .. }) = self.ops.remove(&id) {
+                        self.reporter
+                            .event(Event::Warning(&format!("{}: {message}", path.display())));
+                        self.summary.failed.push(path.display());
+                    }
+                }
+                None => {}
+            },
+            other => {
+                return Err(DriverError::Wire(WireError::Violation(format!(
+                    "unexpected reply from the destination: {other:?}"
+                ))));
+            }
+        }
+        Ok(())
+    }
+
+    fn on_src(&mut self, msg: Message) -> Result<(), DriverError> {
+        match msg {
+            Message::DeltaStart { id, skipped } => {
+                let Some(Op::Xfer(x)) = self.ops.get_mut(&id) else {
+                    return Ok(());
+                };
+                x.patching = true;
+                let dst = x.dst.as_bytes().to_vec();
+                send(
+                    self.dst,
+                    Message::PatchRequest {
+                        id,
+                        path: dst,
+                        resume_len: skipped,
+                    },
+                )?;
+                if skipped > 0 {
+                    let shown = x.dst.display();
+                    self.reporter.event(Event::Warning(&format!(
+                        "{shown}: resuming after {skipped} bytes kept from an interrupted transfer"
+                    )));
+                }
+            }
+            Message::DeltaChunk { id, data } => {
+                let Some(Op::Xfer(x)) = self.ops.get_mut(&id) else {
+                    return Ok(());
+                };
+                x.sent += data.len() as u64;
+                let (path, done, total) = (x.dst.clone(), x.sent, x.size);
+                send(self.dst, Message::DeltaChunk { id, data })?;
+                self.reporter.event(Event::Progress {
+                    path: &path,
+                    done,
+                    total,
+                });
+            }
+            Message::DeltaEnd {
+                id,
+                stat,
+                blake3,
+                skipped,
+                literal,
+                matched,
+            } => {
+                let Some(Op::Xfer(x)) = self.ops.get_mut(&id) else {
+                    return Ok(());
+                };
+                x.literal = literal;
+                x.matched = matched + skipped;
+                send(
+                    self.dst,
+                    Message::DeltaEnd {
+                        id,
+                        stat,
+                        blake3,
+                        skipped,
+                        literal,
+                        matched,
+                    },
+                )?;
+            }
+            Message::Error {
+                id, code, message, ..
+            } => {
+                if let Some(Op::Xfer(x)) = self.ops.get(&id) {
+                    if x.patching {
+                        // Tell the destination to drop this patch (it keeps the prefix).
+                        let _ = send(
+                            self.dst,
+                            Message::Error {
+                                id,
+                                code: code::ABORTED,
+                                path: Vec::new(),
+                                message: String::new(),
+                            },
+                        );
+                    }
+                    self.finish(id, Some((code, message)))?;
+                }
+            }
+            other => {
+                return Err(DriverError::Wire(WireError::Violation(format!(
+                    "unexpected reply from the source: {other:?}"
+                ))));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A signature with no blocks: the delta becomes pure literal data.
+fn empty_signature() -> Vec<u8> {
+    use crate::engine::{Signature, SignatureParams};
+    let mut params = SignatureParams::native(0);
+    params.block_len = 1 << 16;
+    Signature::generate(&[], params).to_bytes()
+}

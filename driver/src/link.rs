@@ -1,0 +1,190 @@
+//! Plumbing shared by the agent and the client: a writer thread that owns
+//! the sending half of a connection, and a `Write` that turns a byte stream
+//! into chunk messages.
+//!
+//! The outbox batches naturally: it writes every message waiting in its
+//! queue and flushes only when the queue runs dry, so a burst of small
+//! messages becomes one packet and a lone reply goes out at once. Its queue
+//! is bounded, so a producer faster than the link waits (back-pressure).
+
+use std::io::{self, Read, Write};
+use std::thread::JoinHandle;
+
+use crossbeam::channel::{Receiver, Sender, bounded};
+use deltasync_wire::{MAX_CHUNK, Message, MessageWriter, WireError};
+
+/// Error codes carried in `Message::Error`. They follow rsync's exit codes
+/// where one fits, so the client can pass them on.
+pub mod code {
+    /// The request was refused (bad path, read-only agent, …).
+    pub const REFUSED: u32 = 1;
+    /// A file could not be read or written.
+    pub const FILE_IO: u32 = 11;
+    /// A signature or delta was malformed.
+    pub const DATA: u32 = 12;
+    /// The file vanished before it could be read.
+    pub const VANISHED: u32 = 24;
+    /// The rebuilt file failed its whole-file BLAKE3 check.
+    pub const CHECKSUM: u32 = 40;
+    /// The source changed while it was being read.
+    pub const CHANGED: u32 = 41;
+    /// The client gave up on this transfer.
+    pub const ABORTED: u32 = 42;
+}
+
+/// The sending side of a connection, on a thread of its own.
+pub struct Outbox {
+    tx: Sender<Message>,
+    join: JoinHandle<Result<(), WireError>>,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Outbox")
+    }
+}
+
+impl Outbox {
+    /// Moves `writer` onto a thread fed by a queue of `depth` messages.
+    pub fn spawn<W: Write + Send + 'static>(mut writer: MessageWriter<W>, depth: usize) -> Outbox {
+        let (tx, rx): (Sender<Message>, Receiver<Message>) = bounded(depth);
+        let join = std::thread::spawn(move || {
+            while let Ok(first) = rx.recv() {
+                writer.send(&first)?;
+                while let Ok(more) = rx.try_recv() {
+                    writer.send(&more)?;
+                }
+                writer.flush()?;
+            }
+            writer.flush()?;
+            // Dropping the writer closes our direction: the peer sees end of stream.
+            drop(writer.into_inner());
+            Ok(())
+        });
+        Outbox { tx, join }
+    }
+
+    /// A handle to queue messages with.
+    pub fn sender(&self) -> Sender<Message> {
+        self.tx.clone()
+    }
+
+    /// Closes the queue, waits for everything to be written.
+    pub fn finish(self) -> Result<(), WireError> {
+        drop(self.tx);
+        self.join
+            .join()
+            .unwrap_or_else(|_| Err(WireError::Violation("outbox thread panicked".into())))
+    }
+}
+
+/// A `Write` that sends what is written as chunk messages of at most
+/// `MAX_CHUNK` bytes, made by `wrap(data)`.
+pub struct ChunkWriter<F: Fn(Vec<u8>) -> Message> {
+    buf: Vec<u8>,
+    tx: Sender<Message>,
+    wrap: F,
+    /// Bytes sent so far.
+    pub sent: u64,
+}
+
+impl<F: Fn(Vec<u8>) -> Message> std::fmt::Debug for ChunkWriter<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChunkWriter")
+            .field("sent", &self.sent)
+            .finish()
+    }
+}
+
+impl<F: Fn(Vec<u8>) -> Message> ChunkWriter<F> {
+    /// Sends through `tx`.
+    pub fn new(tx: Sender<Message>, wrap: F) -> Self {
+        ChunkWriter {
+            buf: Vec::with_capacity(MAX_CHUNK),
+            tx,
+            wrap,
+            sent: 0,
+        }
+    }
+
+    fn push(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let data = std::mem::replace(&mut self.buf, Vec::with_capacity(MAX_CHUNK));
+        self.sent += data.len() as u64;
+        self.tx
+            .send((self.wrap)(data))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "connection closed"))
+    }
+}
+
+impl<F: Fn(Vec<u8>) -> Message> Write for ChunkWriter<F> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = data.len().min(MAX_CHUNK - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == MAX_CHUNK {
+            self.push()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.push()
+    }
+}
+
+/// A `Read` over chunks arriving on a channel: what a patch reads its delta
+/// from. A `None` marks the end; a closed channel means the transfer was
+/// abandoned, which is an error, not an end.
+#[derive(Debug)]
+pub struct ChunkReader {
+    rx: Receiver<Option<Vec<u8>>>,
+    cur: Vec<u8>,
+    at: usize,
+    ended: bool,
+}
+
+impl ChunkReader {
+    /// Reads from `rx`.
+    pub fn new(rx: Receiver<Option<Vec<u8>>>) -> Self {
+        ChunkReader {
+            rx,
+            cur: Vec::new(),
+            at: 0,
+            ended: false,
+        }
+    }
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.at == self.cur.len() {
+            if self.ended {
+                return Ok(0);
+            }
+            match self.rx.recv() {
+                Ok(Some(chunk)) => {
+                    self.cur = chunk;
+                    self.at = 0;
+                }
+                Ok(None) => self.ended = true,
+                Err(_) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::ConnectionAborted,
+                        "transfer abandoned",
+                    ));
+                }
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.at);
+        buf[..n].copy_from_slice(&self.cur[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,217 @@
+//! `deltasync copy`: clap arguments in, a driver `CopyJob` out, and the
+//! output rsync users expect: `-v` names, `-i` change codes, `--progress`
+//! bars, `--stats` with rsync's closing lines, or one `--json` object.
+
+use std::io::Write;
+
+use anyhow::{Context, Result};
+use deltasync_driver::copy::{
+    self, CopyJob, CopyOptions, CopySummary, Event, PlanOptions, Reporter,
+};
+use deltasync_driver::location::Location;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::cli::CopyArgs;
+
+pub fn copy(args: &CopyArgs) -> Result<()> {
+    let mut excludes = args.exclude.clone();
+    for file in &args.exclude_from {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("--exclude-from {}", file.display()))?;
+        excludes.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(String::from),
+        );
+    }
+    let job = CopyJob {
+        src: Location::parse(&args.src).map_err(anyhow::Error::msg)?,
+        dst: Location::parse(&args.dst).map_err(anyhow::Error::msg)?,
+        options: CopyOptions {
+            plan: PlanOptions {
+                delete: args.delete,
+                checksum: args.checksum,
+            },
+            dry_run: args.dry_run,
+            whole_file: args.whole_file,
+            excludes,
+            ..CopyOptions::default()
+        },
+        connect: crate::connect::connect_options(&args.ssh, &args.transfer)?,
+    };
+    let mut out = Output::new(args);
+    let (summary, result) = copy::copy(&job, &mut out);
+    out.finish(&summary, result.as_ref().err().map(|e| e.to_string()));
+    result?;
+    Ok(())
+}
+
+/// Renders copy events for people (or machines, with --json).
+struct Output {
+    itemize: bool,
+    verbose: bool,
+    quiet: bool,
+    stats: bool,
+    json: bool,
+    bar: Option<ProgressBar>,
+    sent_of_file: u64,
+}
+
+impl Output {
+    fn new(args: &CopyArgs) -> Output {
+        let progress = (args.progress || args.partial_progress) && !args.json && !args.quiet;
+        Output {
+            itemize: args.itemize || args.dry_run,
+            verbose: args.verbose,
+            quiet: args.quiet,
+            stats: args.stats,
+            json: args.json,
+            bar: progress.then(ProgressBar::hidden),
+            sent_of_file: 0,
+        }
+    }
+
+    fn say(&self, line: &str) {
+        if self.json || self.quiet {
+            return;
+        }
+        match &self.bar {
+            Some(b) => b.println(line),
+            None => println!("{line}"),
+        }
+    }
+
+    fn finish(&mut self, s: &CopySummary, error: Option<String>) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+        if self.json {
+            let v = serde_json::json!({
+                "ok": error.is_none(),
+                "error": error,
+                "dry_run": s.dry_run,
+                "files": s.files,
+                "transferred": s.transferred,
+                "transferred_size": s.transferred_size,
+                "total_size": s.total_size,
+                "literal_bytes": s.literal,
+                "matched_bytes": s.matched,
+                "deleted": s.deleted,
+                "sent_bytes": s.sent,
+                "received_bytes": s.received,
+                "elapsed_secs": s.elapsed.as_secs_f64(),
+                "failed": s.failed,
+                "vanished": s.vanished,
+            });
+            println!("{v}");
+            return;
+        }
+        if self.stats {
+            println!();
+            println!("Number of files: {}", group(s.files));
+            println!(
+                "Number of regular files transferred: {}",
+                group(s.transferred)
+            );
+            println!("Number of deleted files: {}", group(s.deleted));
+            println!("Total file size: {} bytes", group(s.total_size));
+            println!(
+                "Total transferred file size: {} bytes",
+                group(s.transferred_size)
+            );
+            println!("Literal data: {} bytes", group(s.literal));
+            println!("Matched data: {} bytes", group(s.matched));
+            println!("Total bytes sent: {}", group(s.sent));
+            println!("Total bytes received: {}", group(s.received));
+        }
+        if self.stats || self.verbose {
+            let secs = s.elapsed.as_secs_f64().max(1e-3);
+            let rate = (s.sent + s.received) as f64 / secs;
+            let moved = (s.sent + s.received).max(1);
+            println!();
+            println!(
+                "sent {} bytes  received {} bytes  {} bytes/sec",
+                group(s.sent),
+                group(s.received),
+                group_f(rate)
+            );
+            let dry = if s.dry_run { " (DRY RUN)" } else { "" };
+            println!(
+                "total size is {}  speedup is {:.2}{dry}",
+                group(s.total_size),
+                s.total_size as f64 / moved as f64
+            );
+        }
+        let _ = std::io::stdout().flush();
+    }
+}
+
+impl Reporter for Output {
+    fn event(&mut self, e: Event<'_>) {
+        match e {
+            Event::Planned {
+                bytes, transfers, ..
+            } => {
+                if let Some(b) = &self.bar {
+                    b.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                    b.set_length(bytes);
+                    b.set_style(
+                        ProgressStyle::with_template(
+                            "{msg}\n{bytes}/{total_bytes} {bar:30} {bytes_per_sec} ETA {eta}",
+                        )
+                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                    );
+                    b.set_message(format!("{transfers} file(s) to send"));
+                }
+            }
+            Event::Item { line, path } => {
+                if self.itemize {
+                    self.say(line);
+                } else if self.verbose {
+                    self.say(&path.display());
+                }
+                self.sent_of_file = 0;
+            }
+            Event::Progress { path, done, total } => {
+                if let Some(b) = &self.bar {
+                    b.inc(done.saturating_sub(self.sent_of_file).min(total));
+                    self.sent_of_file = done;
+                    b.set_message(format!(
+                        "{}  {}%",
+                        path.display(),
+                        (done * 100).checked_div(total).unwrap_or(100).min(100)
+                    ));
+                }
+            }
+            Event::Warning(w) => {
+                if let Some(b) = &self.bar {
+                    b.println(format!("deltasync: {w}"));
+                } else {
+                    eprintln!("deltasync: {w}");
+                }
+            }
+        }
+    }
+}
+
+/// 1234567 as "1,234,567", as rsync prints.
+fn group(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn group_f(x: f64) -> String {
+    format!(
+        "{}.{:02}",
+        group(x as u64),
+        ((x.fract() * 100.0) as u64).min(99)
+    )
+}
