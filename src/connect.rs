@@ -4,6 +4,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use deltasync_driver::DriverError;
 use deltasync_driver::client::ConnectOptions;
 use deltasync_driver::wire::bwlimit::BwLimit;
 
@@ -11,7 +12,10 @@ use crate::cli::{SshArgs, TransferArgs};
 
 pub fn connect_options(ssh: &SshArgs, transfer: &TransferArgs) -> Result<ConnectOptions> {
     let bwlimit = match &transfer.bwlimit {
-        Some(text) => BwLimit::parse(text).map_err(|e| anyhow::anyhow!("--bwlimit: {e}"))?,
+        Some(text) => {
+            BwLimit::parse(text).map_err(|e| DriverError::Usage(format!("--bwlimit: {e}")))?
+        }
+
         None => BwLimit::off(),
     };
     let compress = if transfer.no_compress {
@@ -22,10 +26,11 @@ pub fn connect_options(ssh: &SshArgs, transfer: &TransferArgs) -> Result<Connect
         None
     };
     if !(1..=19).contains(&transfer.compress_level) {
-        bail!(
+        let why = format!(
             "--compress-level must be between 1 and 19, not {}",
             transfer.compress_level
         );
+        return Err(DriverError::Usage(why).into());
     }
     Ok(ConnectOptions {
         rsh: ssh.rsh.clone(),

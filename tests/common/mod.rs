@@ -8,6 +8,29 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// The deltasync binary cargo built for these tests.
+pub mod proxy;
+pub mod sshd;
+
+/// Runs `cmd`, parsing the one JSON object it prints on stdout.
+pub fn json_run(cmd: &mut Command) -> (std::process::ExitStatus, serde_json::Value, String) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let v = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "{cmd:?} printed no JSON ({e}): {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (
+        out.status,
+        v,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The deltasync binary cargo built for these tests.
 pub fn deltasync() -> Command {
     Command::new(env!("CARGO_BIN_EXE_deltasync"))
 }
@@ -169,4 +192,107 @@ pub fn edits(basis: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
     literal.splice(n / 4..n / 4, random_bytes(5, 100_000)); // over three 32 KiB runs
     out.push(("long-literal", literal));
     out
+}
+
+/// Builds a small tree with files, a subdirectory, a symlink and odd modes.
+pub fn sample_tree(root: &Path) {
+    std::fs::create_dir_all(root.join("sub/deeper")).expect("mkdir");
+    write(root, "a.txt", b"alpha\n");
+    write(root, "big.bin", &random_bytes(11, 3 << 20));
+    write(&root.join("sub"), "b.txt", b"bravo\n");
+    write(&root.join("sub/deeper"), "c.bin", &random_bytes(12, 70_000));
+    std::os::unix::fs::symlink("a.txt", root.join("link-to-a")).expect("symlink");
+    std::os::unix::fs::symlink("/nonexistent/target", root.join("dangling")).expect("symlink");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(root.join("a.txt"), std::fs::Permissions::from_mode(0o640))
+        .expect("chmod");
+    std::fs::set_permissions(root.join("sub"), std::fs::Permissions::from_mode(0o750))
+        .expect("chmod");
+    let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000);
+    std::fs::File::options()
+        .write(true)
+        .open(root.join("sub/b.txt"))
+        .expect("open")
+        .set_modified(old)
+        .expect("mtime");
+}
+
+/// Asserts two trees hold the same names, kinds, contents, link targets,
+/// modes and mtimes (directories' mtimes included). `.deltasync` is skipped.
+pub fn assert_same_tree(a: &Path, b: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let list = |root: &Path| -> Vec<(PathBuf, std::fs::Metadata)> {
+        let mut out = Vec::new();
+        let mut stack = vec![PathBuf::new()];
+        while let Some(rel) = stack.pop() {
+            let full = root.join(&rel);
+            let meta = std::fs::symlink_metadata(&full).expect("lstat");
+            if meta.is_dir() {
+                for e in std::fs::read_dir(&full).expect("read_dir") {
+                    let name = e.expect("entry").file_name();
+                    if rel.as_os_str().is_empty() && name == ".deltasync" {
+                        continue;
+                    }
+                    stack.push(rel.join(name));
+                }
+            }
+            out.push((rel, meta));
+        }
+        out.sort_by(|x, y| x.0.cmp(&y.0));
+        out
+    };
+    let (la, lb) = (list(a), list(b));
+    let names =
+        |l: &[(PathBuf, std::fs::Metadata)]| l.iter().map(|x| x.0.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        names(&la),
+        names(&lb),
+        "different entries in {} and {}",
+        a.display(),
+        b.display()
+    );
+    for ((p, ma), (_, mb)) in la.iter().zip(&lb) {
+        assert_eq!(
+            ma.file_type().is_dir(),
+            mb.file_type().is_dir(),
+            "{}: kind",
+            p.display()
+        );
+        assert_eq!(
+            ma.file_type().is_symlink(),
+            mb.file_type().is_symlink(),
+            "{}: kind",
+            p.display()
+        );
+        if ma.file_type().is_symlink() {
+            assert_eq!(
+                std::fs::read_link(a.join(p)).ok(),
+                std::fs::read_link(b.join(p)).ok(),
+                "{}: link target",
+                p.display()
+            );
+        } else {
+            assert_eq!(
+                ma.mode() & 0o7777,
+                mb.mode() & 0o7777,
+                "{}: mode",
+                p.display()
+            );
+        }
+        if ma.is_file() {
+            assert!(
+                read(&a.join(p)) == read(&b.join(p)),
+                "{}: contents differ",
+                p.display()
+            );
+        }
+        if !p.as_os_str().is_empty() {
+            assert_eq!(
+                (ma.mtime(), ma.mtime_nsec()),
+                (mb.mtime(), mb.mtime_nsec()),
+                "{}: mtime",
+                p.display()
+            );
+        }
+    }
 }

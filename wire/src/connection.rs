@@ -21,6 +21,10 @@ use crate::message::{FEATURE_ZSTD, Hello, Message};
 
 /// Frames are batched into packets of about this size.
 pub const PACKET_TARGET: usize = 128 * 1024;
+/// Packets smaller than this are sent raw and do not count as evidence
+/// that the stream is incompressible.
+const SMALL_PACKET: usize = 4096;
+
 /// The largest packet body accepted, raw or inflated.
 pub const MAX_PACKET: u32 = 1 << 20;
 /// The largest frame this build accepts.
@@ -122,7 +126,10 @@ impl<W: Write> MessageWriter<W> {
         let body = &self.frames[start..end];
         self.packet.clear();
         let mut sent_compressed = false;
-        if let Some(c) = &mut self.compressor {
+        // Tiny packets (a lone reply) are not worth compressing, and say
+        // nothing about whether the data stream compresses.
+        let worth_trying = body.len() >= SMALL_PACKET;
+        if let (Some(c), true) = (&mut self.compressor, worth_trying) {
             if self.skip_left > 0 {
                 self.skip_left -= 1;
             } else {
@@ -138,6 +145,7 @@ impl<W: Write> MessageWriter<W> {
                 }
             }
         }
+
         if !sent_compressed {
             frame::encode_raw_packet(body, &mut self.packet);
         }

@@ -130,8 +130,19 @@ impl Root {
             }
             self.dir.remove_file_or_symlink(p.as_path())?;
         }
-        self.dir
-            .symlink(std::ffi::OsStr::from_bytes(target), p.as_path())
+        // The target is only text: it may be absolute or point anywhere,
+        // since nothing here ever follows a link. cap-std refuses to create
+        // such links, so the parent is opened through cap-std (confined,
+        // no-follow) and the link made with symlinkat beneath it.
+        let parent = p.parent();
+        let parent_dir = if parent.is_root() {
+            self.dir.try_clone()?
+        } else {
+            self.dir.open_dir_nofollow(parent.as_path())?
+        };
+        let name = std::ffi::OsStr::from_bytes(p.file_name());
+        rustix::fs::symlinkat(std::ffi::OsStr::from_bytes(target), &parent_dir, name)?;
+        Ok(())
     }
 
     /// Removes a file, symlink or whole directory tree (never following links).

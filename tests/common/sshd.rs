@@ -1,0 +1,160 @@
+//! A real OpenSSH sshd for tests: host and user keys generated in a temp
+//! dir, its own known_hosts, a free port on 127.0.0.1, killed on drop.
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running sshd and the client-side files that reach it.
+pub struct Sshd {
+    child: Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    /// The user's private key.
+    pub identity: PathBuf,
+    /// A known_hosts file that trusts this sshd.
+    pub known_hosts: PathBuf,
+    /// The remote user's $HOME (set with SetEnv, so deploys land here).
+    pub home: PathBuf,
+}
+
+fn keygen(path: &Path) {
+    let out = Command::new("ssh-keygen")
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "deltasync-test",
+            "-f",
+        ])
+        .arg(path)
+        .output()
+        .expect("ssh-keygen runs");
+    assert!(
+        out.status.success(),
+        "ssh-keygen: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+impl Sshd {
+    /// Starts sshd; `extra` lines go into its config.
+    pub fn start(extra: &str) -> Sshd {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        let host_key = d.join("host_ed25519");
+        let identity = d.join("id_ed25519");
+        keygen(&host_key);
+        keygen(&identity);
+        let home = d.join("home");
+        std::fs::create_dir_all(&home).expect("home");
+        let authorized = d.join("authorized_keys");
+        std::fs::copy(identity.with_extension("pub"), &authorized).expect("authorized_keys");
+        // sshd insists on its privilege-separation directory.
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let port = free_port();
+        let config = d.join("sshd_config");
+        let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
+        std::fs::write(
+            &config,
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\nPidFile {}\n\
+                 StrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+                 PubkeyAuthentication yes\nPermitRootLogin prohibit-password\nAllowUsers {user}\n\
+                 Subsystem sftp internal-sftp\nSetEnv HOME={} PATH=/usr/bin:/bin\nLogLevel ERROR\n{extra}\n",
+                host_key.display(),
+                authorized.display(),
+                d.join("sshd.pid").display(),
+                home.display(),
+            ),
+        )
+        .expect("config");
+        let child = Command::new("/usr/sbin/sshd")
+            .arg("-D")
+            .arg("-e")
+            .arg("-f")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("sshd starts (the test script installs openssh-server)");
+        let known_hosts = d.join("known_hosts");
+        let pubkey = std::fs::read_to_string(host_key.with_extension("pub")).expect("host pub");
+        let mut parts = pubkey.split_whitespace();
+        let (kind, key) = (parts.next().expect("type"), parts.next().expect("key"));
+        std::fs::File::create(&known_hosts)
+            .and_then(|mut f| writeln!(f, "[127.0.0.1]:{port} {kind} {key}"))
+            .expect("known_hosts");
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "sshd did not start listening"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Sshd {
+            child,
+            port,
+            dir,
+            identity,
+            known_hosts,
+            home,
+        }
+    }
+
+    /// The SSH flags every deltasync remote command needs here.
+    pub fn flags(&self) -> Vec<String> {
+        vec![
+            "--identity".into(),
+            self.identity.display().to_string(),
+            "--known-hosts".into(),
+            self.known_hosts.display().to_string(),
+        ]
+    }
+
+    /// `--remote-bin` for the test binary itself.
+    pub fn remote_bin(&self) -> Vec<String> {
+        vec![
+            "--remote-bin".into(),
+            env!("CARGO_BIN_EXE_deltasync").into(),
+        ]
+    }
+
+    /// `ssh://127.0.0.1:PORT/abs/path`.
+    pub fn url(&self, path: &Path) -> String {
+        format!("ssh://127.0.0.1:{}{}", self.port, path.display())
+    }
+
+    /// An `-e` command for OpenSSH's client with this server's keys.
+    pub fn rsh(&self) -> String {
+        format!(
+            "ssh -p {} -i {} -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes -o BatchMode=yes",
+            self.port,
+            self.identity.display(),
+            self.known_hosts.display()
+        )
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
