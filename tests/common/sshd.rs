@@ -75,7 +75,7 @@ impl Sshd {
                 "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\nPidFile {}\n\
                  StrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
                  PubkeyAuthentication yes\nPermitRootLogin prohibit-password\nAllowUsers {user}\n\
-                 Subsystem sftp internal-sftp\nSetEnv HOME={} PATH=/usr/bin:/bin\nLogLevel ERROR\n{extra}\n",
+                 Subsystem sftp internal-sftp\nSetEnv HOME={} PATH=/usr/bin:/bin\nLogLevel QUIET\n{extra}\n",
                 host_key.display(),
                 authorized.display(),
                 d.join("sshd.pid").display(),
@@ -118,7 +118,21 @@ impl Sshd {
         }
     }
 
+    /// A known_hosts file that trusts this server's key on another port
+    /// (for connections through a proxy).
+    pub fn known_hosts_for(&self, port: u16) -> PathBuf {
+        let text = std::fs::read_to_string(&self.known_hosts).expect("known_hosts");
+        let line = text.replace(
+            &format!("[127.0.0.1]:{}", self.port),
+            &format!("[127.0.0.1]:{port}"),
+        );
+        let p = self.dir.path().join(format!("known_hosts_{port}"));
+        std::fs::write(&p, line).expect("write");
+        p
+    }
+
     /// The SSH flags every deltasync remote command needs here.
+
     pub fn flags(&self) -> Vec<String> {
         vec![
             "--identity".into(),

@@ -375,19 +375,32 @@ fn open_ssh(
             local_uname()
         )));
     }
-    let rel = format!(".cache/deltasync/{}/deltasync", env!("CARGO_PKG_VERSION"));
-    let (status, _) = session.run(&format!("test -x \"$HOME\"/{}", shell_words::quote(&rel)))?;
+    // SFTP resolves paths against the passwd home, the shell against $HOME:
+    // ask the shell, and use the absolute path for both.
+    let (_, home) = session.run("printf %s \"$HOME\"")?;
+    let home = String::from_utf8_lossy(&home).trim_end().to_string();
+    if !home.starts_with('/') {
+        return Err(DriverError::Startup(format!(
+            "{}: cannot find the remote home directory",
+            r.host
+        )));
+    }
+    let target = format!(
+        "{home}/.cache/deltasync/{}/deltasync",
+        env!("CARGO_PKG_VERSION")
+    );
+    let (status, _) = session.run(&format!("test -x {}", shell_words::quote(&target)))?;
     if status != 0 {
         let exe = std::env::current_exe()
             .map_err(|e| DriverError::Startup(format!("cannot find our own binary: {e}")))?;
         eprintln!(
-            "deltasync: deploying {} to {}:~/{rel}",
+            "deltasync: deploying {} to {}:{target}",
             crate::program_version(),
             r.host
         );
-        session.upload(&exe, &rel)?;
+        session.upload(&exe, &target)?;
     }
-    let t = session.exec(&serve_command_remote(&format!("$HOME/{rel}"), spec))?;
+    let t = session.exec(&serve_command_remote(&target, spec))?;
     greet(t, true, options, bounded_incoming)
 }
 

@@ -45,7 +45,7 @@ impl Default for CopyOptions {
             dry_run: false,
             whole_file: false,
             excludes: Vec::new(),
-            window: 64,
+            window: 1024,
         }
     }
 }
