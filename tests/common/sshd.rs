@@ -132,7 +132,6 @@ impl Sshd {
     }
 
     /// The SSH flags every deltasync remote command needs here.
-
     pub fn flags(&self) -> Vec<String> {
         vec![
             "--identity".into(),
