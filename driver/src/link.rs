@@ -2,10 +2,11 @@
 //! the sending half of a connection, and a `Write` that turns a byte stream
 //! into chunk messages.
 //!
-//! The outbox batches naturally: it writes every message waiting in its
-//! queue and flushes only when the queue runs dry, so a burst of small
-//! messages becomes one packet and a lone reply goes out at once. Its queue
-//! is bounded, so a producer faster than the link waits (back-pressure).
+//! The outbox batches: it writes every message waiting in its queue and
+//! flushes when the queue has stayed dry for 2 ms (at most 10 ms after the
+//! first unflushed message), so a burst of small messages becomes one
+//! packet. Its queue is bounded, so a producer faster than the link waits
+//! (back-pressure).
 
 use std::io::{self, Read, Write};
 use std::thread::JoinHandle;
@@ -32,7 +33,13 @@ pub mod code {
     pub const ABORTED: u32 = 42;
 }
 
+/// How long the outbox waits for one more message before it flushes.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
+/// The longest it holds a flush back, however fast messages keep coming.
+const LINGER_MAX: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// The sending side of a connection, on a thread of its own.
+
 pub struct Outbox {
     tx: Sender<Message>,
     join: JoinHandle<Result<(), WireError>>,
@@ -51,11 +58,28 @@ impl Outbox {
         let join = std::thread::spawn(move || {
             while let Ok(first) = rx.recv() {
                 writer.send(&first)?;
-                while let Ok(more) = rx.try_recv() {
-                    writer.send(&more)?;
+                // Linger briefly before flushing, as TCP_CORK would: replies
+                // and listing entries come microseconds apart, and sent
+                // together they share packets (and compress) instead of
+                // paying SSH and TCP overhead one by one on a slow link.
+                let deadline = std::time::Instant::now() + LINGER_MAX;
+                loop {
+                    let next = match rx.try_recv() {
+                        Ok(m) => m,
+                        Err(_) => {
+                            let left =
+                                deadline.saturating_duration_since(std::time::Instant::now());
+                            match rx.recv_timeout(left.min(LINGER)) {
+                                Ok(m) => m,
+                                Err(_) => break,
+                            }
+                        }
+                    };
+                    writer.send(&next)?;
                 }
                 writer.flush()?;
             }
+
             writer.flush()?;
             // Dropping the writer closes our direction: the peer sees end of stream.
             drop(writer.into_inner());

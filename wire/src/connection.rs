@@ -2,11 +2,11 @@
 //!
 //! The writer batches frames into packets of up to `PACKET_TARGET` bytes
 //! and, when compression was agreed, compresses each packet on its own with
-//! zstd. If a packet does not shrink by at least 3% it goes raw instead, and
-//! the writer stops trying for a while (1, 2, 4 … 64 packets), so
-//! incompressible data costs five header bytes per 128 KiB and almost no
-//! CPU. Each packet stands alone, so skipping one never desynchronises the
-//! peer's decompressor.
+//! zstd. A quick level-1 probe of an 8 KiB sample decides first whether the
+//! packet is worth it; a packet that does not shrink by at least 3% goes raw.
+//! Incompressible data thus costs five header bytes per 128 KiB and little
+//! CPU. Each packet stands alone, so sending one raw never desynchronises
+//! the peer's decompressor.
 //!
 //! The reader is the check-then-parse loop: it asks the frame and packet
 //! decoders whether a whole unit is buffered, and reads more only when not.
@@ -21,9 +21,28 @@ use crate::message::{FEATURE_ZSTD, Hello, Message};
 
 /// Frames are batched into packets of about this size.
 pub const PACKET_TARGET: usize = 128 * 1024;
-/// Packets smaller than this are sent raw and do not count as evidence
-/// that the stream is incompressible.
+/// Packets smaller than this are sent raw.
 const SMALL_PACKET: usize = 4096;
+/// Bytes of a packet test-compressed before the whole is.
+const PROBE: usize = 8192;
+
+/// True if a level-1 compression of a sample from the middle of `body`
+/// saves at least 5%.
+fn looks_compressible(
+    probe: &mut Option<zstd::bulk::Compressor<'static>>,
+    body: &[u8],
+) -> Result<bool, WireError> {
+    if body.len() <= 2 * PROBE {
+        return Ok(true);
+    }
+    let p = match probe {
+        Some(p) => p,
+        None => probe.insert(zstd::bulk::Compressor::new(1)?),
+    };
+    let mid = body.len() / 2 - PROBE / 2;
+    let sample = &body[mid..mid + PROBE];
+    Ok(p.compress(sample)?.len() < PROBE * 95 / 100)
+}
 
 /// The largest packet body accepted, raw or inflated.
 pub const MAX_PACKET: u32 = 1 << 20;
@@ -51,8 +70,7 @@ pub struct MessageWriter<W: Write> {
     frames: Vec<u8>,
     packet: Vec<u8>,
     compressor: Option<zstd::bulk::Compressor<'static>>,
-    skip_left: u32,
-    skip_next: u32,
+    probe: Option<zstd::bulk::Compressor<'static>>,
     stats: Arc<WireStats>,
 }
 
@@ -72,8 +90,7 @@ impl<W: Write> MessageWriter<W> {
             frames: Vec::with_capacity(PACKET_TARGET * 2),
             packet: Vec::with_capacity(PACKET_TARGET + 64),
             compressor: None,
-            skip_left: 0,
-            skip_next: 0,
+            probe: None,
             stats,
         }
     }
@@ -126,26 +143,20 @@ impl<W: Write> MessageWriter<W> {
         let body = &self.frames[start..end];
         self.packet.clear();
         let mut sent_compressed = false;
-        // Tiny packets (a lone reply) are not worth compressing, and say
-        // nothing about whether the data stream compresses.
-        let worth_trying = body.len() >= SMALL_PACKET;
-        if let (Some(c), true) = (&mut self.compressor, worth_trying) {
-            if self.skip_left > 0 {
-                self.skip_left -= 1;
-            } else {
+        // Tiny packets (a lone reply) are not worth compressing. For the
+        // rest, a fast probe of a sample says whether the packet will shrink:
+        // incompressible data then costs a 8 KiB level-1 probe per 128 KiB
+        // instead of a full compression, and no decision outlives its packet
+        // (a back-off would carry from a random blob into the log after it).
+        if let (Some(c), true) = (&mut self.compressor, body.len() >= SMALL_PACKET) {
+            if looks_compressible(&mut self.probe, body)? {
                 let compressed = c.compress(body)?;
                 if compressed.len() + 4 < body.len() * 97 / 100 {
                     frame::encode_zstd_packet(&compressed, body.len(), &mut self.packet);
                     sent_compressed = true;
-                    self.skip_next = 0;
-                } else {
-                    // Incompressible: back off before trying again.
-                    self.skip_next = (self.skip_next * 2).clamp(1, 64);
-                    self.skip_left = self.skip_next;
                 }
             }
         }
-
         if !sent_compressed {
             frame::encode_raw_packet(body, &mut self.packet);
         }
