@@ -54,7 +54,6 @@ pub enum Command {
     /// The client's requested root is then taken relative to /srv/share.
     Serve(ServeArgs),
     /// Apply DELTA to BASIS, writing the new file.
-
     ///
     /// A named output is written to a temporary file beside it, fsynced and
     /// renamed into place: a failed patch never leaves a partial file.

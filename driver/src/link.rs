@@ -39,7 +39,6 @@ const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
 const LINGER_MAX: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// The sending side of a connection, on a thread of its own.
-
 pub struct Outbox {
     tx: Sender<Message>,
     join: JoinHandle<Result<(), WireError>>,
