@@ -261,3 +261,45 @@ fn errors_name_the_file_and_use_rsync_codes() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "usage error");
 }
+
+#[test]
+fn small_files_do_not_wait_behind_a_large_one() {
+    let d = tmp();
+    let src = d.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    write(&src, "0-big.bin", &random_bytes(40, 12 << 20));
+    // More small files than the client keeps in flight, so the later ones
+    // start while the large file's data is already queued.
+    for i in 0..1500 {
+        write(
+            &src,
+            &format!("small-{i:04}.txt"),
+            format!("small file {i}\n").as_bytes(),
+        );
+    }
+    // At 4 MiB/s the large file takes about 3 s; the small ones should not.
+    let out = copy(
+        &["-i", "--bwlimit", "4M"],
+        &src.join(""),
+        &d.path().join("dst"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    let big_at = lines
+        .iter()
+        .position(|l| l.ends_with("0-big.bin"))
+        .expect("big file copied");
+    let smalls_after = lines[big_at..]
+        .iter()
+        .filter(|l| l.contains("small-"))
+        .count();
+    assert_eq!(
+        smalls_after, 0,
+        "small files finished after the large one:\n{text}"
+    );
+}

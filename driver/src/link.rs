@@ -107,6 +107,7 @@ pub struct ChunkWriter<F: Fn(Vec<u8>) -> Message> {
     buf: Vec<u8>,
     tx: Sender<Message>,
     wrap: F,
+    gate: Option<std::sync::Arc<Credit>>,
     /// Bytes sent so far.
     pub sent: u64,
 }
@@ -126,13 +127,23 @@ impl<F: Fn(Vec<u8>) -> Message> ChunkWriter<F> {
             buf: Vec::with_capacity(MAX_CHUNK),
             tx,
             wrap,
+            gate: None,
             sent: 0,
         }
+    }
+
+    /// Sends only as far as `credit` allows.
+    pub fn gated(mut self, credit: std::sync::Arc<Credit>) -> Self {
+        self.gate = Some(credit);
+        self
     }
 
     fn push(&mut self) -> io::Result<()> {
         if self.buf.is_empty() {
             return Ok(());
+        }
+        if let Some(gate) = &self.gate {
+            gate.wait_until(self.sent + self.buf.len() as u64)?;
         }
         let data = std::mem::replace(&mut self.buf, Vec::with_capacity(MAX_CHUNK));
         self.sent += data.len() as u64;
@@ -210,4 +221,52 @@ impl Read for ChunkReader {
 /// Lower-case hex.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Flow-control credit for one stream: how many bytes the peer allows.
+#[derive(Debug)]
+pub struct Credit {
+    state: std::sync::Mutex<(u64, bool)>,
+    cv: std::sync::Condvar,
+}
+
+impl Credit {
+    /// A stream allowed `initial` bytes before any grant.
+    pub fn new(initial: u64) -> std::sync::Arc<Credit> {
+        std::sync::Arc::new(Credit {
+            state: std::sync::Mutex::new((initial, false)),
+            cv: std::sync::Condvar::new(),
+        })
+    }
+
+    /// The peer allows `bytes` more.
+    pub fn grant(&self, bytes: u64) {
+        if let Ok(mut s) = self.state.lock() {
+            s.0 = s.0.saturating_add(bytes);
+            self.cv.notify_all();
+        }
+    }
+
+    /// The peer gave up on the stream: waiters fail.
+    pub fn cancel(&self) {
+        if let Ok(mut s) = self.state.lock() {
+            s.1 = true;
+            self.cv.notify_all();
+        }
+    }
+
+    /// Waits until `total` bytes in all are allowed.
+    pub fn wait_until(&self, total: u64) -> io::Result<()> {
+        let aborted = || {
+            io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "the client abandoned this transfer",
+            )
+        };
+        let mut s = self.state.lock().map_err(|_| aborted())?;
+        while s.0 < total && !s.1 {
+            s = self.cv.wait(s).map_err(|_| aborted())?;
+        }
+        if s.1 { Err(aborted()) } else { Ok(()) }
+    }
 }

@@ -49,7 +49,12 @@ pub const MAX_PACKET: u32 = 1 << 20;
 /// The largest frame this build accepts.
 pub const MAX_FRAME: u32 = 1 << 20;
 /// Message payloads (chunks of signatures and deltas) stay below this.
-pub const MAX_CHUNK: usize = 256 * 1024;
+/// Small enough that a large file's chunks interleave finely with small
+/// files' on a slow link (64 KiB is a quarter second at 2 Mbit/s).
+pub const MAX_CHUNK: usize = 64 * 1024;
+/// How far a source may run ahead of the client on one file's delta
+/// before it waits for `Credit`.
+pub const DELTA_WINDOW: u64 = 2 << 20;
 /// The protocol version this build speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
 

@@ -37,8 +37,8 @@ pub mod message;
 pub mod transport;
 
 pub use connection::{
-    Connection, MAX_CHUNK, MAX_FRAME, MAX_PACKET, MessageReader, MessageWriter, PACKET_TARGET,
-    PROTOCOL_VERSION, Settings, WireStats,
+    Connection, DELTA_WINDOW, MAX_CHUNK, MAX_FRAME, MAX_PACKET, MessageReader, MessageWriter,
+    PACKET_TARGET, PROTOCOL_VERSION, Settings, WireStats,
 };
 pub use error::WireError;
 pub use message::{Entry, EntryKind, FileStat, Hello, Message, Partial};

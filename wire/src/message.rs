@@ -129,6 +129,11 @@ pub enum Message {
         path: Vec<u8>,
         skip: Option<Partial>,
     },
+    /// The client can take `bytes` more of delta `id` (flow control).
+    Credit {
+        id: u64,
+        bytes: u64,
+    },
     /// The sender accepted (`skipped` = the prefix length) or refused (0) a resume.
     DeltaStart {
         id: u64,
@@ -191,6 +196,7 @@ mod kind {
     pub const DELTA_CHUNK: u8 = 0x31;
     pub const DELTA_END: u8 = 0x32;
     pub const DELTA_START: u8 = 0x33;
+    pub const CREDIT: u8 = 0x34;
     pub const PATCH_REQUEST: u8 = 0x40;
     pub const DONE: u8 = 0x41;
     pub const MKDIR: u8 = 0x50;
@@ -216,6 +222,7 @@ impl Message {
             | SigEnd { id, .. }
             | DeltaRequest { id, .. }
             | DeltaStart { id, .. }
+            | Credit { id, .. }
             | DeltaChunk { id, .. }
             | DeltaEnd { id, .. }
             | PatchRequest { id, .. }
@@ -304,6 +311,10 @@ impl Message {
                 e.varint(*id).bytes(path);
                 encode_opt_partial(&mut e, skip);
                 kind::DELTA_REQUEST
+            }
+            Message::Credit { id, bytes } => {
+                e.varint(*id).varint(*bytes);
+                kind::CREDIT
             }
             Message::DeltaStart { id, skipped } => {
                 e.varint(*id).varint(*skipped);
@@ -454,6 +465,10 @@ impl Message {
                 path: d.bytes(MAX_PATH)?.to_vec(),
                 skip: decode_opt_partial(&mut d)?,
             },
+            kind::CREDIT => Message::Credit {
+                id: d.varint()?,
+                bytes: d.varint()?,
+            },
             kind::DELTA_START => Message::DeltaStart {
                 id: d.varint()?,
                 skipped: d.varint()?,
@@ -518,6 +533,7 @@ fn kind_name(k: u8) -> Option<&'static str> {
         kind::DELTA_CHUNK => "DeltaChunk",
         kind::DELTA_END => "DeltaEnd",
         kind::DELTA_START => "DeltaStart",
+        kind::CREDIT => "Credit",
         kind::PATCH_REQUEST => "PatchRequest",
         kind::DONE => "Done",
         kind::MKDIR => "Mkdir",

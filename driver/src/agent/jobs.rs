@@ -22,7 +22,7 @@ use deltasync_engine::{
 use deltasync_wire::{FileStat, Message, Partial};
 
 use super::root::{Root, system_time};
-use crate::link::{ChunkReader, ChunkWriter, code, hex};
+use crate::link::{ChunkReader, ChunkWriter, Credit, code, hex};
 use crate::path::RelPath;
 
 /// Where a destination path's partial file lives, by name.
@@ -152,9 +152,10 @@ pub fn delta(
     p: &RelPath,
     skip: Option<Partial>,
     sig: &[u8],
+    credit: Arc<Credit>,
     out: &Sender<Message>,
 ) {
-    if let Err(reply) = try_delta(root, id, p, skip, sig, out) {
+    if let Err(reply) = try_delta(root, id, p, skip, sig, credit, out) {
         let _ = out.send(reply);
     }
 }
@@ -165,6 +166,7 @@ fn try_delta(
     p: &RelPath,
     skip: Option<Partial>,
     sig: &[u8],
+    credit: Arc<Credit>,
     out: &Sender<Message>,
 ) -> Result<(), Message> {
     let fail = |c, e: &dyn std::fmt::Display| error(id, c, p, e);
@@ -192,7 +194,10 @@ fn try_delta(
         inner: io::BufReader::with_capacity(1 << 20, &file),
         hasher,
     };
-    let mut w = ChunkWriter::new(out.clone(), |data| Message::DeltaChunk { id, data });
+    // Gated by the client's credit, so a large file cannot fill the link's
+    // queues ahead of the small files behind it.
+    let mut w =
+        ChunkWriter::new(out.clone(), |data| Message::DeltaChunk { id, data }).gated(credit);
     let stats = write_delta(&index, &mut tee, &mut w, &DeltaOptions::default())
         .map_err(|e| fail(code::FILE_IO, &e))?;
     w.flush().map_err(|e| fail(code::FILE_IO, &e))?;

@@ -21,10 +21,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crossbeam::channel::{Sender, bounded, unbounded};
-use deltasync_wire::{Connection, Message, Partial};
+use deltasync_wire::{Connection, DELTA_WINDOW, Message, Partial};
 
 use crate::error::DriverError;
-use crate::link::{Outbox, code};
+use crate::link::{Credit, Outbox, code};
 use crate::path::RelPath;
 use jobs::{PatchInput, error};
 
@@ -117,6 +117,7 @@ enum Job {
         path: RelPath,
         skip: Option<Partial>,
         sig: Vec<u8>,
+        credit: Arc<Credit>,
     },
 }
 
@@ -193,7 +194,8 @@ pub fn serve(
                         path,
                         skip,
                         sig,
-                    } => jobs::delta(&root, id, &path, skip, &sig, &out),
+                        credit,
+                    } => jobs::delta(&root, id, &path, skip, &sig, credit, &out),
                 }
             }
         }));
@@ -204,6 +206,7 @@ pub fn serve(
     };
 
     let mut pending: HashMap<u64, Pending> = HashMap::new();
+    let mut credits: HashMap<u64, Arc<Credit>> = HashMap::new();
     let mut patches = Vec::new();
     let result = loop {
         let msg = match reader.recv() {
@@ -306,11 +309,16 @@ pub fn serve(
             },
             Message::SigEnd { id, .. } => match pending.remove(&id) {
                 Some(Pending::Sig { path, skip, sig }) => {
+                    let credit = Credit::new(DELTA_WINDOW);
+                    // Finished deltas' credits are dropped now and then.
+                    credits.retain(|_, c| Arc::strong_count(c) > 1);
+                    credits.insert(id, credit.clone());
                     let _ = lane_for(&path).send(Job::Delta {
                         id,
                         path,
                         skip,
                         sig,
+                        credit,
                     });
                 }
                 other => {
@@ -354,9 +362,18 @@ pub fn serve(
                     let _ = tx.send(PatchInput::End(stat, blake3));
                 }
             }
-            // The client abandons a request: a patch keeps its prefix.
+            // The client abandons a request: a patch keeps its prefix, a
+            // delta stops at its next chunk.
             Message::Error { id, .. } => {
                 pending.remove(&id);
+                if let Some(c) = credits.remove(&id) {
+                    c.cancel();
+                }
+            }
+            Message::Credit { id, bytes } => {
+                if let Some(c) = credits.get(&id) {
+                    c.grant(bytes);
+                }
             }
             Message::Mkdir { id, path, mode } => {
                 let Some(p) = path_of(id, &path) else {
@@ -408,8 +425,12 @@ pub fn serve(
             }
         }
     };
-    // Unfinished patches see their channels close and keep their prefixes.
+    // Unfinished patches see their channels close and keep their prefixes;
+    // deltas waiting for credit give up.
     pending.clear();
+    for c in credits.values() {
+        c.cancel();
+    }
     drop((big_tx, small_tx));
     for t in lanes.into_iter().chain(patches) {
         let _ = t.join();

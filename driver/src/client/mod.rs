@@ -246,7 +246,9 @@ fn greet(
         writer,
         stats,
     } = conn;
-    let outbox = Outbox::spawn(writer, 256);
+    // Shallow: which file's message goes next is chosen by the caller as late
+    // as possible (see copy/execute.rs), not fixed in a deep queue.
+    let outbox = Outbox::spawn(writer, 8);
     let (tx, incoming) = if bounded_incoming {
         bounded(64)
     } else {

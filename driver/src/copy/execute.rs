@@ -14,7 +14,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use crossbeam::channel::select;
+use crossbeam::channel::Select;
 use deltasync_wire::{MAX_CHUNK, Message, WireError};
 
 use super::plan::{Action, Plan, itemize_line};
@@ -60,6 +60,13 @@ struct Exec<'a> {
     active: usize,
     summary: &'a mut CopySummary,
     reporter: &'a mut dyn Reporter,
+    /// Messages for the destination that go first (creations, deletions,
+    /// signature requests), in order.
+    control: VecDeque<Message>,
+    /// Each file's patch messages for the destination, in order.
+    data: HashMap<u64, VecDeque<Message>>,
+    /// Files with patch messages waiting, served round-robin.
+    turns: VecDeque<u64>,
 }
 
 /// Runs `plan`; per-file failures are counted in the summary, a broken
@@ -84,6 +91,9 @@ pub fn execute(
         active: 0,
         summary,
         reporter,
+        control: VecDeque::new(),
+        data: HashMap::new(),
+        turns: VecDeque::new(),
     };
     // Directory mtimes wait until everything inside them is written.
     let (last, first): (Vec<&Action>, Vec<&Action>) = plan
@@ -207,7 +217,7 @@ impl Exec<'_> {
             | Message::SetAttr { id: i, .. } => *i = id,
             _ => {}
         }
-        send(self.dst, m)?;
+        self.control.push_back(m);
         self.ops.insert(
             id,
             Op::Simple {
@@ -233,15 +243,12 @@ impl Exec<'_> {
 
     fn begin(&mut self, x: Xfer) -> Result<(), DriverError> {
         let id = self.id();
-        send(
-            self.dst,
-            Message::SigRequest {
-                id,
-                path: x.dst.as_bytes().to_vec(),
-                full_sums: x.full_sums,
-                resume: !x.full_sums,
-            },
-        )?;
+        self.control.push_back(Message::SigRequest {
+            id,
+            path: x.dst.as_bytes().to_vec(),
+            full_sums: x.full_sums,
+            resume: !x.full_sums,
+        });
         self.ops.insert(id, Op::Xfer(x));
         Ok(())
     }
@@ -252,6 +259,7 @@ impl Exec<'_> {
             return Ok(());
         };
         self.active -= 1;
+        self.data.remove(&id); // anything still queued for a failed patch
         match failure {
             None => {
                 self.summary.transferred += 1;
@@ -305,12 +313,41 @@ impl Exec<'_> {
     }
 
     fn run(&mut self) -> Result<(), DriverError> {
-        while !self.ops.is_empty() || !self.queue.is_empty() {
-            let (from_src, msg) = select! {
-                recv(self.src.incoming) -> m => (true, m),
-                recv(self.dst.incoming) -> m => (false, m),
+        // Our own handles, so the selection borrows nothing of `self`.
+        let (src_in, dst_in, dst_out) = (
+            self.src.incoming.clone(),
+            self.dst.incoming.clone(),
+            self.dst.out.clone(),
+        );
+        while !self.ops.is_empty() || !self.queue.is_empty() || self.has_outgoing() {
+            let mut sel = Select::new();
+            let from_src = sel.recv(&src_in);
+            let from_dst = sel.recv(&dst_in);
+            // Offer the destination a message only when one is waiting, and
+            // choose which one only when it can be taken: so a large file's
+            // chunks never sit in a queue ahead of a small file's.
+            let to_dst = self.has_outgoing().then(|| sel.send(&dst_out));
+            let oper = sel.select();
+            let i = oper.index();
+            if Some(i) == to_dst {
+                let (m, credit) = self.next_outgoing();
+                oper.send(&dst_out, m).map_err(|_| {
+                    DriverError::Wire(WireError::Truncated {
+                        what: "conversation (the agent hung up)",
+                    })
+                })?;
+                if let Some((id, bytes)) = credit {
+                    send(self.src, Message::Credit { id, bytes })?;
+                }
+                continue;
+            }
+            let (got, is_src) = if i == from_src {
+                (oper.recv(&src_in), true)
+            } else {
+                debug_assert_eq!(i, from_dst);
+                (oper.recv(&dst_in), false)
             };
-            let msg = match msg {
+            let msg = match got {
                 Ok(Ok(m)) => m,
                 Ok(Err(e)) => return Err(e.into()),
                 Err(_) => {
@@ -319,13 +356,60 @@ impl Exec<'_> {
                     }));
                 }
             };
-            if from_src {
+            if is_src {
                 self.on_src(msg)?
             } else {
                 self.on_dst(msg)?
             }
         }
         Ok(())
+    }
+
+    /// True if a message for the destination is waiting. Drops turns of
+    /// files whose queues were discarded, so `next_outgoing` always has one.
+    fn has_outgoing(&mut self) -> bool {
+        let data = &self.data;
+        self.turns
+            .retain(|id| data.get(id).is_some_and(|q| !q.is_empty()));
+        !self.control.is_empty() || !self.turns.is_empty()
+    }
+
+    /// Queues a patch message of file `id`.
+    fn queue_data(&mut self, id: u64, m: Message) {
+        let q = self.data.entry(id).or_default();
+        if q.is_empty() {
+            self.turns.push_back(id);
+        }
+        q.push_back(m);
+    }
+
+    /// The next message for the destination: control first, then one
+    /// message from each file in turn. A forwarded delta chunk earns the
+    /// source that much more credit for the file.
+    /// Call only after `has_outgoing()` returned true.
+    fn next_outgoing(&mut self) -> (Message, Option<(u64, u64)>) {
+        if let Some(m) = self.control.pop_front() {
+            return (m, None);
+        }
+        let id = self
+            .turns
+            .pop_front()
+            .expect("has_outgoing() guarantees a turn");
+        let q = self
+            .data
+            .get_mut(&id)
+            .expect("has_outgoing() guarantees a queue");
+        let m = q.pop_front().expect("has_outgoing() guarantees a message");
+        if q.is_empty() {
+            self.data.remove(&id);
+        } else {
+            self.turns.push_back(id);
+        }
+        let credit = match &m {
+            Message::DeltaChunk { data, .. } => Some((id, data.len() as u64)),
+            _ => None,
+        };
+        (m, credit)
     }
 
     fn on_dst(&mut self, msg: Message) -> Result<(), DriverError> {
@@ -434,16 +518,16 @@ impl Exec<'_> {
                 };
                 x.patching = true;
                 let dst = x.dst.as_bytes().to_vec();
-                send(
-                    self.dst,
+                let shown = x.dst.display();
+                self.queue_data(
+                    id,
                     Message::PatchRequest {
                         id,
                         path: dst,
                         resume_len: skipped,
                     },
-                )?;
+                );
                 if skipped > 0 {
-                    let shown = x.dst.display();
                     self.reporter.event(Event::Warning(&format!(
                         "{shown}: resuming after {skipped} bytes kept from an interrupted transfer"
                     )));
@@ -455,7 +539,7 @@ impl Exec<'_> {
                 };
                 x.sent += data.len() as u64;
                 let (path, done, total) = (x.dst.clone(), x.sent, x.size);
-                send(self.dst, Message::DeltaChunk { id, data })?;
+                self.queue_data(id, Message::DeltaChunk { id, data });
                 self.reporter.event(Event::Progress {
                     path: &path,
                     done,
@@ -475,8 +559,8 @@ impl Exec<'_> {
                 };
                 x.literal = literal;
                 x.matched = matched + skipped;
-                send(
-                    self.dst,
+                self.queue_data(
+                    id,
                     Message::DeltaEnd {
                         id,
                         stat,
@@ -485,7 +569,7 @@ impl Exec<'_> {
                         literal,
                         matched,
                     },
-                )?;
+                );
             }
             Message::Error {
                 id, code, message, ..
@@ -493,15 +577,14 @@ impl Exec<'_> {
                 if let Some(Op::Xfer(x)) = self.ops.get(&id) {
                     if x.patching {
                         // Tell the destination to drop this patch (it keeps the prefix).
-                        let _ = send(
-                            self.dst,
-                            Message::Error {
-                                id,
-                                code: code::ABORTED,
-                                path: Vec::new(),
-                                message: String::new(),
-                            },
-                        );
+                        // Drop what was queued, and tell the destination.
+                        self.data.remove(&id);
+                        self.control.push_back(Message::Error {
+                            id,
+                            code: code::ABORTED,
+                            path: Vec::new(),
+                            message: String::new(),
+                        });
                     }
                     self.finish(id, Some((code, message)))?;
                 }
