@@ -501,3 +501,100 @@ fn many_files_cost_few_round_trips() {
         501
     );
 }
+
+#[test]
+fn ssh_config_aliases_are_honoured() {
+    let server = Sshd::start("");
+    let d = tmp();
+    let src = d.path().join("src");
+    sample_tree(&src);
+    let config = d.path().join("ssh_config");
+    std::fs::write(
+        &config,
+        format!(
+            "Host office-b\n    HostName 127.0.0.1\n    Port {}\n    User {}\n    IdentityFile {}\n",
+            server.port,
+            std::env::var("USER").unwrap_or_else(|_| "root".into()),
+            server.identity.display()
+        ),
+    )
+    .unwrap();
+    let remote = d.path().join("remote");
+    let out = deltasync()
+        .env_remove("SSH_AUTH_SOCK")
+        .args([
+            "copy",
+            "--ssh-config",
+            &config.display().to_string(),
+            "--known-hosts",
+            &server.known_hosts.display().to_string(),
+        ])
+        .args(server.remote_bin())
+        .arg(slash(&src))
+        .arg(format!("office-b:{}", remote.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_same_tree(&src, &remote);
+}
+
+#[test]
+fn ssh_agent_is_tried_first() {
+    let server = Sshd::start("");
+    let d = tmp();
+    let sock = d.path().join("agent.sock");
+    // An agent of our own, ended by its pid at the end.
+    let mut agent = Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(&sock)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !sock.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "ssh-agent did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let added = Command::new("ssh-add")
+        .arg(&server.identity)
+        .env("SSH_AUTH_SOCK", &sock)
+        .output()
+        .unwrap();
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let src = d.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    write(&src, "f", b"via the agent");
+    let out = deltasync()
+        .env("SSH_AUTH_SOCK", &sock)
+        .env("HOME", d.path()) // no key files to fall back on
+        .args([
+            "copy",
+            "--known-hosts",
+            &server.known_hosts.display().to_string(),
+        ])
+        .args(server.remote_bin())
+        .arg(slash(&src))
+        .arg(server.url(&d.path().join("remote")))
+        .output()
+        .unwrap();
+    let _ = agent.kill();
+    let _ = agent.wait();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(read(&d.path().join("remote/f")), b"via the agent");
+}

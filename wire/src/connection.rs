@@ -26,22 +26,20 @@ const SMALL_PACKET: usize = 4096;
 /// Bytes of a packet test-compressed before the whole is.
 const PROBE: usize = 8192;
 
-/// True if a level-1 compression of a sample from the middle of `body`
-/// saves at least 5%.
+/// True if a level-1 compression of (at most 8 KiB from) the middle of
+/// `body` saves at least 5%.
 fn looks_compressible(
     probe: &mut Option<zstd::bulk::Compressor<'static>>,
     body: &[u8],
 ) -> Result<bool, WireError> {
-    if body.len() <= 2 * PROBE {
-        return Ok(true);
-    }
     let p = match probe {
         Some(p) => p,
         None => probe.insert(zstd::bulk::Compressor::new(1)?),
     };
-    let mid = body.len() / 2 - PROBE / 2;
-    let sample = &body[mid..mid + PROBE];
-    Ok(p.compress(sample)?.len() < PROBE * 95 / 100)
+    let n = body.len().min(PROBE);
+    let mid = (body.len() - n) / 2;
+    let sample = &body[mid..mid + n];
+    Ok(p.compress(sample)?.len() < n * 95 / 100)
 }
 
 /// The largest packet body accepted, raw or inflated.
@@ -76,6 +74,8 @@ pub struct MessageWriter<W: Write> {
     packet: Vec<u8>,
     compressor: Option<zstd::bulk::Compressor<'static>>,
     probe: Option<zstd::bulk::Compressor<'static>>,
+    /// Whether the large frames buffered compress (None: no large frame yet).
+    class: Option<bool>,
     stats: Arc<WireStats>,
 }
 
@@ -96,6 +96,7 @@ impl<W: Write> MessageWriter<W> {
             packet: Vec::with_capacity(PACKET_TARGET + 64),
             compressor: None,
             probe: None,
+            class: None,
             stats,
         }
     }
@@ -114,6 +115,17 @@ impl<W: Write> MessageWriter<W> {
     pub fn send(&mut self, msg: &Message) -> Result<(), WireError> {
         let (kind, payload) = msg.encode();
         debug_assert!(payload.len() <= MAX_FRAME as usize);
+        // Keep packets of one kind: a large frame that would compress (or
+        // not) unlike what is buffered starts a new packet, so chunks of a
+        // text file and of a random one, interleaved, do not spoil each
+        // other's compression.
+        if self.compressor.is_some() && payload.len() >= SMALL_PACKET {
+            let fits = looks_compressible(&mut self.probe, &payload)?;
+            if self.class.is_some_and(|c| c != fits) {
+                self.emit(true)?;
+            }
+            self.class = Some(fits);
+        }
         frame::encode_frame(kind, &payload, &mut self.frames);
         if self.frames.len() >= PACKET_TARGET {
             self.emit(false)?;
@@ -141,6 +153,9 @@ impl<W: Write> MessageWriter<W> {
             start = end;
         }
         self.frames.drain(..start);
+        if self.frames.is_empty() {
+            self.class = None;
+        }
         Ok(())
     }
 
@@ -154,7 +169,11 @@ impl<W: Write> MessageWriter<W> {
         // instead of a full compression, and no decision outlives its packet
         // (a back-off would carry from a random blob into the log after it).
         if let (Some(c), true) = (&mut self.compressor, body.len() >= SMALL_PACKET) {
-            if looks_compressible(&mut self.probe, body)? {
+            let promising = match self.class {
+                Some(known) => known,
+                None => looks_compressible(&mut self.probe, body)?,
+            };
+            if promising {
                 let compressed = c.compress(body)?;
                 if compressed.len() + 4 < body.len() * 97 / 100 {
                     frame::encode_zstd_packet(&compressed, body.len(), &mut self.packet);
