@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use deltasync_driver::wire::frame;
-use deltasync_driver::wire::{Connection, FileStat, Hello, Message, PROTOCOL_VERSION};
+use deltasync_driver::wire::{Connection, Expect, FileStat, Hello, Message, PROTOCOL_VERSION};
 use std::io::Write;
 use std::path::Path;
 use std::process::{Child, ChildStdin, Stdio};
@@ -114,6 +114,7 @@ fn try_patch(h: &mut Hostile, id: u64, path: &[u8], data: &[u8]) -> Message {
         id,
         path: path.to_vec(),
         resume_len: 0,
+        expect: Expect::Any,
     });
     h.send(&Message::DeltaChunk {
         id,
@@ -187,14 +188,17 @@ fn escaping_paths_are_refused() {
         Message::Remove {
             id: 51,
             path: b"escape/canary".to_vec(),
+            expect: Expect::Any,
         },
         Message::Remove {
             id: 52,
             path: b"../outside/canary".to_vec(),
+            expect: Expect::Any,
         },
         Message::Remove {
             id: 53,
             path: Vec::new(),
+            expect: Expect::Any,
         },
         Message::SetAttr {
             id: 54,

@@ -31,6 +31,8 @@ pub mod code {
     pub const CHANGED: u32 = 41;
     /// The client gave up on this transfer.
     pub const ABORTED: u32 = 42;
+    /// The replica's lock is held; the message names the holder.
+    pub const LOCKED: u32 = 43;
 }
 
 /// How long the outbox waits for one more message before it flushes.

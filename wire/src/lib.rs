@@ -41,4 +41,4 @@ pub use connection::{
     PACKET_TARGET, PROTOCOL_VERSION, Settings, WireStats,
 };
 pub use error::WireError;
-pub use message::{Entry, EntryKind, FileStat, Hello, Message, Partial};
+pub use message::{Entry, EntryKind, Expect, FileStat, Hello, Message, Partial};

@@ -19,7 +19,7 @@ use deltasync_engine::{
     DeltaOptions, FileBasis, IndexedSignature, Limits, PatchError, SignatureParams, apply_delta,
     read_signature, write_delta, write_signature,
 };
-use deltasync_wire::{FileStat, Message, Partial};
+use deltasync_wire::{Expect, FileStat, Message, Partial};
 
 use super::root::{Root, system_time};
 use crate::link::{ChunkReader, ChunkWriter, Credit, code, hex};
@@ -248,10 +248,11 @@ pub fn patch(
     id: u64,
     p: RelPath,
     resume_len: u64,
+    expect: Expect,
     rx: Receiver<PatchInput>,
     out: Sender<Message>,
 ) {
-    let reply = match try_patch(&root, id, &p, resume_len, rx) {
+    let reply = match try_patch(&root, id, &p, resume_len, &expect, rx) {
         Ok(()) => Message::Done { id },
         Err(reply) => reply,
     };
@@ -263,6 +264,7 @@ fn try_patch(
     id: u64,
     p: &RelPath,
     resume_len: u64,
+    expect: &Expect,
     rx: Receiver<PatchInput>,
 ) -> Result<(), Message> {
     let fail = |c, e: &dyn std::fmt::Display| error(id, c, p, e);
@@ -387,6 +389,19 @@ fn try_patch(
         file.sync_all().map_err(|e| fail(code::FILE_IO, &e))?;
     }
     drop(file);
+    // RACE: the file at `p` may have changed since the client planned this
+    // replacement. Check just before the rename; a change made between the
+    // check and the rename is the one window left, and it is microseconds.
+    match root.matches(p, expect) {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err(fail(
+                code::CHANGED,
+                &"changed since the plan was made; left alone (the new version stays in .deltasync/partial)",
+            ));
+        }
+        Err(e) => return Err(fail(code::FILE_IO, &e)),
+    }
     root.rename_in(&work, &name, p)
         .map_err(|e| fail(code::FILE_IO, &e))
 }

@@ -32,16 +32,50 @@ pub fn excluded(m: &Gitignore, p: &RelPath, is_dir: bool) -> bool {
 }
 
 /// Walks `under` and sends its entries (`under` itself first, unless it is
-/// the root). Returns how many were sent.
+/// the root), then `ListEnd` with the listing's digest. If the digest equals
+/// `if_digest`, sends only `ListSame`: a remote tree that has not changed
+/// since the last sync costs a few bytes, not a listing.
 pub fn send_listing(
     root: &Root,
     under: &RelPath,
     filter: &Gitignore,
     checksum: bool,
+    if_digest: Option<[u8; 32]>,
     id: u64,
     out: &Sender<Message>,
-) -> io::Result<u64> {
-    let mut count = 0;
+) -> io::Result<()> {
+    let mut entries = Vec::new();
+    walk(root, under, filter, checksum, &mut entries)?;
+    let mut h = blake3::Hasher::new();
+    for e in &entries {
+        // The digest covers every field the client compares.
+        let (_, payload) = Message::Entry {
+            id: 0,
+            entry: e.clone(),
+        }
+        .encode();
+        h.update(&(payload.len() as u64).to_le_bytes());
+        h.update(&payload);
+    }
+    let digest = *h.finalize().as_bytes();
+    let count = entries.len() as u64;
+    if if_digest == Some(digest) {
+        return send(out, Message::ListSame { id, count, digest });
+    }
+    for entry in entries {
+        send(out, Message::Entry { id, entry })?;
+    }
+    send(out, Message::ListEnd { id, count, digest })
+}
+
+/// The entries of `under`, in walk order.
+fn walk(
+    root: &Root,
+    under: &RelPath,
+    filter: &Gitignore,
+    checksum: bool,
+    found: &mut Vec<Entry>,
+) -> io::Result<()> {
     let mut stack = vec![under.clone()];
     while let Some(p) = stack.pop() {
         let Some(mut entry) = root.entry(&p)? else {
@@ -61,8 +95,7 @@ pub fn send_listing(
         }
         let is_dir = entry.kind == EntryKind::Dir;
         if !p.is_root() {
-            send(out, id, entry)?;
-            count += 1;
+            found.push(entry);
         }
         if is_dir {
             let names = match root.read_dir(&p) {
@@ -79,11 +112,11 @@ pub fn send_listing(
             }
         }
     }
-    Ok(count)
+    Ok(())
 }
 
-fn send(out: &Sender<Message>, id: u64, entry: Entry) -> io::Result<()> {
-    out.send(Message::Entry { id, entry })
+fn send(out: &Sender<Message>, m: Message) -> io::Result<()> {
+    out.send(m)
         .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "connection closed"))
 }
 

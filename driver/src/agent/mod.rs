@@ -9,6 +9,7 @@
 
 mod jobs;
 mod list;
+mod ops;
 mod root;
 
 pub use jobs::partial_name;
@@ -236,25 +237,28 @@ pub fn serve(
                 under,
                 filters,
                 checksum,
+                if_digest,
             } => {
                 let Some(under) = path_of(id, &under) else {
                     continue;
                 };
                 match list::matcher(&filters) {
                     Err(e) => reply(error(id, code::REFUSED, &under, e)),
-                    Ok(m) => match list::send_listing(&root, &under, &m, checksum, id, &out) {
-                        Ok(count) => reply(Message::ListEnd { id, count }),
-                        Err(e) => reply(error(
-                            id,
-                            if e.kind() == std::io::ErrorKind::NotFound {
-                                code::VANISHED
-                            } else {
-                                code::FILE_IO
-                            },
-                            &under,
-                            e,
-                        )),
-                    },
+                    Ok(m) => {
+                        match list::send_listing(&root, &under, &m, checksum, if_digest, id, &out) {
+                            Ok(()) => {}
+                            Err(e) => reply(error(
+                                id,
+                                if e.kind() == std::io::ErrorKind::NotFound {
+                                    code::VANISHED
+                                } else {
+                                    code::FILE_IO
+                                },
+                                &under,
+                                e,
+                            )),
+                        }
+                    }
                 }
             }
             Message::SigRequest {
@@ -337,6 +341,7 @@ pub fn serve(
                 id,
                 path,
                 resume_len,
+                expect,
             } => {
                 let Some(path) = path_of(id, &path) else {
                     continue;
@@ -345,7 +350,7 @@ pub fn serve(
                 pending.insert(id, Pending::Patch(tx));
                 let (root, out) = (root.clone(), out.clone());
                 patches.push(std::thread::spawn(move || {
-                    jobs::patch(root, id, path, resume_len, rx, out)
+                    jobs::patch(root, id, path, resume_len, expect, rx, out)
                 }));
             }
             Message::DeltaChunk { id, data } => {
@@ -375,54 +380,15 @@ pub fn serve(
                     c.grant(bytes);
                 }
             }
-            Message::Mkdir { id, path, mode } => {
-                let Some(p) = path_of(id, &path) else {
-                    continue;
-                };
-                reply(done_or(id, &p, root.mkdir(&p, mode)));
-            }
-            Message::Symlink { id, path, target } => {
-                let Some(p) = path_of(id, &path) else {
-                    continue;
-                };
-                reply(done_or(id, &p, root.symlink(&p, &target)));
-            }
-            Message::SetAttr {
-                id,
-                path,
-                mode,
-                mtime_ns,
-            } => {
-                let Some(p) = path_of(id, &path) else {
-                    continue;
-                };
-                let mut r = Ok(());
-                if let Some(m) = mode {
-                    r = root.set_mode(&p, m);
-                }
-                if let (Ok(()), Some(t)) = (&r, mtime_ns) {
-                    r = root.set_mtime(&p, t);
-                }
-                reply(done_or(id, &p, r));
-            }
-            Message::Remove { id, path } => {
-                let Some(p) = path_of(id, &path) else {
-                    continue;
-                };
-                if p.is_root() {
-                    reply(error(id, code::REFUSED, &p, "refusing to remove the root"));
-                } else {
-                    reply(done_or(id, &p, root.remove(&p)));
-                }
-            }
-            other => {
-                reply(Message::Error {
+            other => match ops::handle(&root, &other) {
+                Some(answer) => reply(answer),
+                None => reply(Message::Error {
                     id: other.id().unwrap_or(0),
                     code: code::REFUSED,
                     path: Vec::new(),
                     message: format!("unexpected message {other:?}"),
-                });
-            }
+                }),
+            },
         }
     };
     // Unfinished patches see their channels close and keep their prefixes;
@@ -439,16 +405,6 @@ pub fn serve(
     let flushed = outbox.finish();
     result?;
     flushed.map_err(DriverError::from)
-}
-
-fn done_or(id: u64, p: &RelPath, r: std::io::Result<()>) -> Message {
-    match r {
-        Ok(()) => Message::Done { id },
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-            error(id, code::REFUSED, p, e)
-        }
-        Err(e) => error(id, code::FILE_IO, p, e),
-    }
 }
 
 #[cfg(test)]

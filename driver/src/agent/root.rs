@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use cap_fs_ext::{DirExt, FollowSymlinks, OpenOptionsFollowExt, SystemTimeSpec};
 use cap_std::fs::{Dir, Metadata, MetadataExt, OpenOptions};
-use deltasync_wire::{Entry, EntryKind};
+use deltasync_wire::{Entry, EntryKind, Expect};
 
 use crate::path::{RelPath, WORK_DIR};
 
@@ -224,8 +224,181 @@ impl Root {
                 Vec::new()
             },
             blake3: None,
+            ino: m.ino(),
         }))
     }
+
+    /// True if what stands at `p` is what `expect` says.
+    pub fn matches(&self, p: &RelPath, expect: &Expect) -> io::Result<bool> {
+        let m = self.lstat(p)?;
+        Ok(match (expect, m) {
+            (Expect::Any, _) => true,
+            (Expect::Absent, m) => m.is_none(),
+            (Expect::File { size, mtime_ns }, Some(m)) => {
+                m.is_file()
+                    && m.len() == *size
+                    && m.mtime() * 1_000_000_000 + m.mtime_nsec() == *mtime_ns
+            }
+            (Expect::Dir, Some(m)) => m.is_dir(),
+            (Expect::Symlink, Some(m)) => m.file_type().is_symlink(),
+            (_, None) => false,
+        })
+    }
+
+    /// Moves `p` into `.deltasync/<area>/` under its own relative path. A
+    /// conflict copy always gets a timestamp suffix; a deleted entry gets
+    /// one only when its name is already taken there.
+    pub fn stash(&self, p: &RelPath, area: &str, always_stamp: bool) -> io::Result<()> {
+        self.check_writable()?;
+        let work = self.work_dir(area)?;
+        let parent = p.parent();
+        if !parent.is_root() {
+            work.create_dir_all(parent.as_path())?;
+        }
+        let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S").to_string();
+        let mut target = p.as_path().to_path_buf();
+        if always_stamp || work.symlink_metadata(&target).is_ok() {
+            target = suffixed(p.as_path(), &stamp);
+        }
+        let mut n = 1;
+        while work.symlink_metadata(&target).is_ok() {
+            n += 1;
+            target = suffixed(p.as_path(), &format!("{stamp}-{n}"));
+        }
+        self.dir.rename(p.as_path(), &work, &target)
+    }
+
+    /// Renames `from` to `to` within the root, making `to`'s parents.
+    pub fn rename(&self, from: &RelPath, to: &RelPath) -> io::Result<()> {
+        self.check_writable()?;
+        if self.lstat(to)?.is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} already exists", to.display()),
+            ));
+        }
+        let parent = to.parent();
+        if !parent.is_root() {
+            self.dir.create_dir_all(parent.as_path())?;
+        }
+        self.dir.rename(from.as_path(), &self.dir, to.as_path())
+    }
+
+    /// The replica's id, made on first use when `create` is set.
+    pub fn replica_id(&self, create: bool) -> io::Result<Option<String>> {
+        let rel = Path::new(WORK_DIR).join("replica-id");
+        match self.dir.read_to_string(&rel) {
+            Ok(text) => return Ok(Some(text.trim().to_string())),
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            Err(_) => {}
+        }
+        if !create {
+            return Ok(None);
+        }
+        self.check_writable()?;
+        let mut raw = [0u8; 16];
+        std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut raw)?;
+        let id: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        self.dir.create_dir_all(WORK_DIR)?;
+        self.dir.write(&rel, format!("{id}\n"))?;
+        Ok(Some(id))
+    }
+
+    /// Takes the lock, writing `owner` into it; `Err(holder)` if it is held
+    /// (and `force` is not set).
+    pub fn lock(&self, owner: &str, force: bool) -> io::Result<Result<(), String>> {
+        self.check_writable()?;
+        self.dir.create_dir_all(WORK_DIR)?;
+        let rel = Path::new(WORK_DIR).join("lock");
+        let mut o = OpenOptions::new();
+        o.write(true).create_new(true);
+        match self.dir.open_with(&rel, &o) {
+            Ok(mut f) => {
+                std::io::Write::write_all(&mut f, owner.as_bytes())?;
+                Ok(Ok(()))
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                let holder = self.dir.read_to_string(&rel).unwrap_or_default();
+                if force {
+                    self.dir.write(&rel, owner)?;
+                    Ok(Ok(()))
+                } else {
+                    Ok(Err(holder.trim().to_string()))
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Releases the lock.
+    pub fn unlock(&self) -> io::Result<()> {
+        match self.dir.remove_file(Path::new(WORK_DIR).join("lock")) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Removes entries stashed in `deleted/` and `conflicts/` more than
+    /// `days` days ago (by their ctime, which the stashing rename set).
+    pub fn purge(&self, days: u32) -> io::Result<u64> {
+        self.check_writable()?;
+        let cutoff =
+            std::time::SystemTime::now() - std::time::Duration::from_secs(u64::from(days) * 86_400);
+        let cutoff_secs = cutoff
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let mut removed = 0;
+        for area in ["deleted", "conflicts"] {
+            let rel = Path::new(WORK_DIR).join(area);
+            let Ok(dir) = self.dir.open_dir_nofollow(&rel) else {
+                continue;
+            };
+            removed += purge_dir(&dir, Path::new(""), cutoff_secs)?;
+        }
+        Ok(removed)
+    }
+}
+
+/// Removes entries under `dir/sub` stashed before `cutoff`; prunes emptied directories.
+fn purge_dir(dir: &Dir, sub: &Path, cutoff: i64) -> io::Result<u64> {
+    let mut removed = 0;
+    let here = if sub.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        sub
+    };
+    for e in dir.read_dir(here)? {
+        let e = e?;
+        let p = sub.join(e.file_name());
+        let m = dir.symlink_metadata(&p)?;
+        if m.is_dir() && !m.file_type().is_symlink() {
+            removed += purge_dir(dir, &p, cutoff)?;
+            if m.ctime() < cutoff {
+                // A stashed directory as a whole, or one left empty.
+                if dir.remove_dir(&p).is_ok() || (dir.remove_dir_all(&p).is_ok()) {
+                    removed += 1;
+                }
+            }
+        } else if m.ctime() < cutoff {
+            dir.remove_file_or_symlink(&p)?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// `dir/name.ext` becomes `dir/name.SUFFIX.ext` (`dir/name.SUFFIX` without an extension).
+fn suffixed(p: &Path, suffix: &str) -> PathBuf {
+    let name = p
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let new = match name.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => format!("{stem}.{suffix}.{ext}"),
+        _ => format!("{name}.{suffix}"),
+    };
+    p.with_file_name(new)
 }
 
 /// Nanoseconds since the epoch as a `SystemTime` (negative: before it).

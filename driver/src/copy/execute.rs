@@ -15,7 +15,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use crossbeam::channel::Select;
-use deltasync_wire::{MAX_CHUNK, Message, WireError};
+use deltasync_wire::{Expect, MAX_CHUNK, Message, WireError};
 
 use super::plan::{Action, Plan, itemize_line};
 use super::{CopySummary, Event, Reporter};
@@ -152,6 +152,7 @@ impl Exec<'_> {
                 let m = Message::Remove {
                     id: 0,
                     path: path.as_bytes().to_vec(),
+                    expect: Expect::Any,
                 };
                 self.simple(m, path, line, true)
             }
@@ -525,6 +526,7 @@ impl Exec<'_> {
                         id,
                         path: dst,
                         resume_len: skipped,
+                        expect: Expect::Any,
                     },
                 );
                 if skipped > 0 {

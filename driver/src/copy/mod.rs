@@ -372,6 +372,7 @@ fn try_list(
             under: under.as_bytes().to_vec(),
             filters: filters.to_vec(),
             checksum,
+            if_digest: None,
         })
         .map_err(|_| {
             DriverError::Wire(WireError::Truncated {

@@ -290,6 +290,7 @@ mod tests {
             mode: 0o644,
             target: Vec::new(),
             blake3: None,
+            ino: 0,
         }
     }
 

@@ -43,6 +43,30 @@ pub struct Entry {
     pub target: Vec<u8>,
     /// BLAKE3 of the contents, when asked for (`--checksum`) or known.
     pub blake3: Option<[u8; 32]>,
+    /// Inode number, for change detection (0 when unknown).
+    pub ino: u64,
+}
+
+/// What a change may find at its path before it acts: the guard that keeps
+/// a sync from replacing a file that changed after it was planned.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Expect {
+    /// Whatever is there.
+    #[default]
+    Any,
+    /// Nothing.
+    Absent,
+    /// A regular file of this size and mtime.
+    File {
+        /// Size in bytes.
+        size: u64,
+        /// Modification time in nanoseconds.
+        mtime_ns: i64,
+    },
+    /// A directory.
+    Dir,
+    /// A symlink.
+    Symlink,
 }
 
 /// A file's identity at one moment.
@@ -100,6 +124,8 @@ pub enum Message {
         under: Vec<u8>,
         filters: Vec<String>,
         checksum: bool,
+        /// Answer `ListSame` instead of the entries if the listing's digest is this.
+        if_digest: Option<[u8; 32]>,
     },
     Entry {
         id: u64,
@@ -108,6 +134,13 @@ pub enum Message {
     ListEnd {
         id: u64,
         count: u64,
+        digest: [u8; 32],
+    },
+    /// The listing's digest matched `if_digest`: no entries follow.
+    ListSame {
+        id: u64,
+        count: u64,
+        digest: [u8; 32],
     },
     SigRequest {
         id: u64,
@@ -155,6 +188,7 @@ pub enum Message {
         id: u64,
         path: Vec<u8>,
         resume_len: u64,
+        expect: Expect,
     },
     Done {
         id: u64,
@@ -178,6 +212,52 @@ pub enum Message {
     Remove {
         id: u64,
         path: Vec<u8>,
+        expect: Expect,
+    },
+    /// Read (or, with `create`, make) the replica id; answered by `Value`.
+    ReplicaId {
+        id: u64,
+        create: bool,
+    },
+    /// A short text answer.
+    Value {
+        id: u64,
+        text: String,
+    },
+    /// Hash a file; answered by `Entry` with `blake3` set.
+    Hash {
+        id: u64,
+        path: Vec<u8>,
+    },
+    /// Move an entry into `.deltasync/deleted` (area 0) or `.deltasync/conflicts` (1).
+    Stash {
+        id: u64,
+        path: Vec<u8>,
+        area: u8,
+        expect: Expect,
+    },
+    /// Rename within the replica (parents are created).
+    Rename {
+        id: u64,
+        from: Vec<u8>,
+        to: Vec<u8>,
+        expect: Expect,
+    },
+    /// Take the replica's lock, recording `owner`; answered by `Value`
+    /// (empty: taken) or an `Error` naming the holder.
+    Lock {
+        id: u64,
+        owner: String,
+        force: bool,
+    },
+    /// Release the lock.
+    Unlock {
+        id: u64,
+    },
+    /// Remove stashed entries older than `days` days.
+    Purge {
+        id: u64,
+        days: u32,
     },
     Bye,
 }
@@ -197,6 +277,15 @@ mod kind {
     pub const DELTA_END: u8 = 0x32;
     pub const DELTA_START: u8 = 0x33;
     pub const CREDIT: u8 = 0x34;
+    pub const LIST_SAME: u8 = 0x13;
+    pub const REPLICA_ID: u8 = 0x60;
+    pub const VALUE: u8 = 0x61;
+    pub const HASH: u8 = 0x62;
+    pub const STASH: u8 = 0x63;
+    pub const RENAME: u8 = 0x64;
+    pub const LOCK: u8 = 0x65;
+    pub const UNLOCK: u8 = 0x66;
+    pub const PURGE: u8 = 0x67;
     pub const PATCH_REQUEST: u8 = 0x40;
     pub const DONE: u8 = 0x41;
     pub const MKDIR: u8 = 0x50;
@@ -230,7 +319,16 @@ impl Message {
             | Mkdir { id, .. }
             | Symlink { id, .. }
             | SetAttr { id, .. }
-            | Remove { id, .. } => Some(*id),
+            | Remove { id, .. }
+            | ListSame { id, .. }
+            | ReplicaId { id, .. }
+            | Value { id, .. }
+            | Hash { id, .. }
+            | Stash { id, .. }
+            | Rename { id, .. }
+            | Lock { id, .. }
+            | Unlock { id }
+            | Purge { id, .. } => Some(*id),
         }
     }
 
@@ -265,6 +363,7 @@ impl Message {
                 under,
                 filters,
                 checksum,
+                if_digest,
             } => {
                 e.varint(*id)
                     .bytes(under)
@@ -273,6 +372,7 @@ impl Message {
                 for f in filters {
                     e.str(f);
                 }
+                e.opt_hash(if_digest);
                 kind::LIST
             }
             Message::Entry { id, entry } => {
@@ -280,9 +380,13 @@ impl Message {
                 encode_entry(&mut e, entry);
                 kind::ENTRY
             }
-            Message::ListEnd { id, count } => {
-                e.varint(*id).varint(*count);
+            Message::ListEnd { id, count, digest } => {
+                e.varint(*id).varint(*count).hash(digest);
                 kind::LIST_END
+            }
+            Message::ListSame { id, count, digest } => {
+                e.varint(*id).varint(*count).hash(digest);
+                kind::LIST_SAME
             }
             Message::SigRequest {
                 id,
@@ -345,8 +449,10 @@ impl Message {
                 id,
                 path,
                 resume_len,
+                expect,
             } => {
                 e.varint(*id).bytes(path).varint(*resume_len);
+                encode_expect(&mut e, expect);
                 kind::PATCH_REQUEST
             }
             Message::Done { id } => {
@@ -378,9 +484,54 @@ impl Message {
                 };
                 kind::SET_ATTR
             }
-            Message::Remove { id, path } => {
+            Message::Remove { id, path, expect } => {
                 e.varint(*id).bytes(path);
+                encode_expect(&mut e, expect);
                 kind::REMOVE
+            }
+            Message::ReplicaId { id, create } => {
+                e.varint(*id).u8(u8::from(*create));
+                kind::REPLICA_ID
+            }
+            Message::Value { id, text } => {
+                e.varint(*id).str(text);
+                kind::VALUE
+            }
+            Message::Hash { id, path } => {
+                e.varint(*id).bytes(path);
+                kind::HASH
+            }
+            Message::Stash {
+                id,
+                path,
+                area,
+                expect,
+            } => {
+                e.varint(*id).bytes(path).u8(*area);
+                encode_expect(&mut e, expect);
+                kind::STASH
+            }
+            Message::Rename {
+                id,
+                from,
+                to,
+                expect,
+            } => {
+                e.varint(*id).bytes(from).bytes(to);
+                encode_expect(&mut e, expect);
+                kind::RENAME
+            }
+            Message::Lock { id, owner, force } => {
+                e.varint(*id).str(owner).u8(u8::from(*force));
+                kind::LOCK
+            }
+            Message::Unlock { id } => {
+                e.varint(*id);
+                kind::UNLOCK
+            }
+            Message::Purge { id, days } => {
+                e.varint(*id).varint(u64::from(*days));
+                kind::PURGE
             }
         };
         (k, e.buf)
@@ -435,6 +586,7 @@ impl Message {
                     under,
                     filters,
                     checksum,
+                    if_digest: d.opt_hash()?,
                 }
             }
             kind::ENTRY => Message::Entry {
@@ -444,6 +596,12 @@ impl Message {
             kind::LIST_END => Message::ListEnd {
                 id: d.varint()?,
                 count: d.varint()?,
+                digest: d.hash()?,
+            },
+            kind::LIST_SAME => Message::ListSame {
+                id: d.varint()?,
+                count: d.varint()?,
+                digest: d.hash()?,
             },
             kind::SIG_REQUEST => Message::SigRequest {
                 id: d.varint()?,
@@ -489,6 +647,7 @@ impl Message {
                 id: d.varint()?,
                 path: d.bytes(MAX_PATH)?.to_vec(),
                 resume_len: d.varint()?,
+                expect: decode_expect(&mut d)?,
             },
             kind::DONE => Message::Done { id: d.varint()? },
             kind::MKDIR => Message::Mkdir {
@@ -510,6 +669,41 @@ impl Message {
             kind::REMOVE => Message::Remove {
                 id: d.varint()?,
                 path: d.bytes(MAX_PATH)?.to_vec(),
+                expect: decode_expect(&mut d)?,
+            },
+            kind::REPLICA_ID => Message::ReplicaId {
+                id: d.varint()?,
+                create: d.bool()?,
+            },
+            kind::VALUE => Message::Value {
+                id: d.varint()?,
+                text: d.string(MAX_TEXT)?,
+            },
+            kind::HASH => Message::Hash {
+                id: d.varint()?,
+                path: d.bytes(MAX_PATH)?.to_vec(),
+            },
+            kind::STASH => Message::Stash {
+                id: d.varint()?,
+                path: d.bytes(MAX_PATH)?.to_vec(),
+                area: d.u8()?,
+                expect: decode_expect(&mut d)?,
+            },
+            kind::RENAME => Message::Rename {
+                id: d.varint()?,
+                from: d.bytes(MAX_PATH)?.to_vec(),
+                to: d.bytes(MAX_PATH)?.to_vec(),
+                expect: decode_expect(&mut d)?,
+            },
+            kind::LOCK => Message::Lock {
+                id: d.varint()?,
+                owner: d.string(MAX_TEXT)?,
+                force: d.bool()?,
+            },
+            kind::UNLOCK => Message::Unlock { id: d.varint()? },
+            kind::PURGE => Message::Purge {
+                id: d.varint()?,
+                days: d.u32()?,
             },
             _ => return Err(WireError::UnknownMessage { kind: k }),
         };
@@ -534,6 +728,15 @@ fn kind_name(k: u8) -> Option<&'static str> {
         kind::DELTA_END => "DeltaEnd",
         kind::DELTA_START => "DeltaStart",
         kind::CREDIT => "Credit",
+        kind::LIST_SAME => "ListSame",
+        kind::REPLICA_ID => "ReplicaId",
+        kind::VALUE => "Value",
+        kind::HASH => "Hash",
+        kind::STASH => "Stash",
+        kind::RENAME => "Rename",
+        kind::LOCK => "Lock",
+        kind::UNLOCK => "Unlock",
+        kind::PURGE => "Purge",
         kind::PATCH_REQUEST => "PatchRequest",
         kind::DONE => "Done",
         kind::MKDIR => "Mkdir",
@@ -555,7 +758,31 @@ fn encode_entry(e: &mut Enc, x: &Entry) {
         .varint(x.size)
         .ivarint(x.mtime_ns)
         .varint(u64::from(x.mode));
-    e.bytes(&x.target).opt_hash(&x.blake3);
+    e.bytes(&x.target).opt_hash(&x.blake3).varint(x.ino);
+}
+
+fn encode_expect(e: &mut Enc, x: &Expect) {
+    match x {
+        Expect::Any => e.u8(0),
+        Expect::Absent => e.u8(1),
+        Expect::File { size, mtime_ns } => e.u8(2).varint(*size).ivarint(*mtime_ns),
+        Expect::Dir => e.u8(3),
+        Expect::Symlink => e.u8(4),
+    };
+}
+
+fn decode_expect(d: &mut Dec<'_>) -> Result<Expect, WireError> {
+    Ok(match d.u8()? {
+        0 => Expect::Any,
+        1 => Expect::Absent,
+        2 => Expect::File {
+            size: d.varint()?,
+            mtime_ns: d.ivarint()?,
+        },
+        3 => Expect::Dir,
+        4 => Expect::Symlink,
+        t => return Err(WireError::malformed("expectation", format!("tag {t}"))),
+    })
 }
 
 fn decode_entry(d: &mut Dec<'_>) -> Result<Entry, WireError> {
@@ -574,6 +801,7 @@ fn decode_entry(d: &mut Dec<'_>) -> Result<Entry, WireError> {
         mode: d.u32()?,
         target: d.bytes(MAX_PATH)?.to_vec(),
         blake3: d.opt_hash()?,
+        ino: d.varint()?,
     })
 }
 
@@ -634,138 +862,4 @@ fn decode_opt_partial(d: &mut Dec<'_>) -> Result<Option<Partial>, WireError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn samples() -> Vec<Message> {
-        let entry = Entry {
-            path: b"dir/f\xffile".to_vec(),
-            kind: EntryKind::Symlink,
-            size: 1 << 40,
-            mtime_ns: -5,
-            mode: 0o755,
-            target: b"../x".to_vec(),
-            blake3: Some([9; 32]),
-        };
-        let stat = FileStat {
-            size: 3,
-            mtime_ns: 1_700_000_000_000_000_000,
-            mode: 0o644,
-        };
-        let partial = Partial {
-            len: 12,
-            blake3: [1; 32],
-        };
-        vec![
-            Message::Hello(Hello {
-                version: 1,
-                program: "deltasync 0.1".into(),
-                features: 1,
-                max_frame: 1 << 20,
-                compress_level: -3,
-            }),
-            Message::Error {
-                id: 1,
-                code: 11,
-                path: b"a".to_vec(),
-                message: "nope".into(),
-            },
-            Message::Bye,
-            Message::List {
-                id: 2,
-                under: b"sub".to_vec(),
-                filters: vec!["*.o".into(), "/target/".into()],
-                checksum: true,
-            },
-            Message::DeltaStart {
-                id: 4,
-                skipped: 100,
-            },
-            Message::Entry { id: 2, entry },
-            Message::ListEnd { id: 2, count: 7 },
-            Message::SigRequest {
-                id: 3,
-                path: b"f".to_vec(),
-                full_sums: true,
-                resume: false,
-            },
-            Message::SigChunk {
-                id: 3,
-                data: vec![1, 2, 3],
-            },
-            Message::SigEnd {
-                id: 3,
-                basis: Some(stat),
-                partial: Some(partial),
-            },
-            Message::DeltaRequest {
-                id: 4,
-                path: b"f".to_vec(),
-                skip: None,
-            },
-            Message::DeltaChunk {
-                id: 4,
-                data: vec![],
-            },
-            Message::DeltaEnd {
-                id: 4,
-                stat,
-                blake3: [2; 32],
-                skipped: 0,
-                literal: 5,
-                matched: 6,
-            },
-            Message::PatchRequest {
-                id: 5,
-                path: b"f".to_vec(),
-                resume_len: 9,
-            },
-            Message::Done { id: 5 },
-            Message::Mkdir {
-                id: 6,
-                path: b"d".to_vec(),
-                mode: 0o700,
-            },
-            Message::Symlink {
-                id: 7,
-                path: b"l".to_vec(),
-                target: b"/etc".to_vec(),
-            },
-            Message::SetAttr {
-                id: 8,
-                path: b"f".to_vec(),
-                mode: None,
-                mtime_ns: Some(4),
-            },
-            Message::Remove {
-                id: 9,
-                path: b"f".to_vec(),
-            },
-        ]
-    }
-
-    #[test]
-    fn every_message_round_trips_and_rejects_truncation() {
-        for m in samples() {
-            let (k, p) = m.encode();
-            assert_eq!(Message::decode(k, &p).unwrap(), m);
-            // Chunk payloads take the rest of the frame, so any cut parses;
-            // for every other message, a cut is an error, never a panic.
-            for cut in 0..p.len() {
-                let _ = Message::decode(k, &p[..cut]);
-            }
-            let mut longer = p.clone();
-            longer.push(0);
-            if !matches!(m, Message::SigChunk { .. } | Message::DeltaChunk { .. }) {
-                assert!(
-                    Message::decode(k, &longer).is_err(),
-                    "{m:?} accepts trailing bytes"
-                );
-            }
-        }
-        assert!(matches!(
-            Message::decode(0xee, &[]),
-            Err(WireError::UnknownMessage { kind: 0xee })
-        ));
-    }
-}
+mod tests;

@@ -1,0 +1,170 @@
+//! The agent's one-message requests: each gets one reply, `Done` (or a
+//! value) or an `Error` naming the path and the cause. Every change is
+//! guarded by an `Expect`: if the path no longer holds what the client's
+//! plan saw, nothing is done and the reply says so (code `CHANGED`), so a
+//! sync never overwrites or removes a change made while it ran.
+
+use std::io;
+
+use deltasync_wire::{Expect, Message};
+
+use super::jobs::error;
+use super::list::hash_file;
+use super::root::Root;
+use crate::link::code;
+use crate::path::RelPath;
+
+/// Handles `msg` if it is a one-message request; `None` otherwise.
+pub(super) fn handle(root: &Root, msg: &Message) -> Option<Message> {
+    let path = |raw: &[u8], id: u64| {
+        RelPath::parse(raw).map_err(|e| Message::Error {
+            id,
+            code: code::REFUSED,
+            path: raw.to_vec(),
+            message: e.to_string(),
+        })
+    };
+    let reply = match msg {
+        Message::Mkdir { id, path: p, mode } => {
+            path(p, *id).map(|p| done_or(*id, &p, root.mkdir(&p, *mode)))
+        }
+        Message::Symlink {
+            id,
+            path: p,
+            target,
+        } => path(p, *id).map(|p| done_or(*id, &p, root.symlink(&p, target))),
+        Message::SetAttr {
+            id,
+            path: p,
+            mode,
+            mtime_ns,
+        } => path(p, *id).map(|p| {
+            let mut r = Ok(());
+            if let Some(m) = mode {
+                r = root.set_mode(&p, *m);
+            }
+            if let (Ok(()), Some(t)) = (&r, mtime_ns) {
+                r = root.set_mtime(&p, *t);
+            }
+            done_or(*id, &p, r)
+        }),
+        Message::Remove {
+            id,
+            path: p,
+            expect,
+        } => path(p, *id).map(|p| {
+            if p.is_root() {
+                return error(*id, code::REFUSED, &p, "refusing to remove the root");
+            }
+            guarded(root, *id, &p, expect, || root.remove(&p))
+        }),
+        Message::Stash {
+            id,
+            path: p,
+            area,
+            expect,
+        } => path(p, *id).map(|p| {
+            if p.is_root() {
+                return error(*id, code::REFUSED, &p, "refusing to stash the root");
+            }
+            let (name, stamp) = match area {
+                0 => ("deleted", false),
+                1 => ("conflicts", true),
+                a => return error(*id, code::REFUSED, &p, format!("unknown stash area {a}")),
+            };
+            guarded(root, *id, &p, expect, || root.stash(&p, name, stamp))
+        }),
+        Message::Rename {
+            id,
+            from,
+            to,
+            expect,
+        } => path(from, *id)
+            .and_then(|f| path(to, *id).map(|t| (f, t)))
+            .map(|(f, t)| {
+                if f.is_root() || t.is_root() {
+                    return error(*id, code::REFUSED, &f, "refusing to rename the root");
+                }
+                guarded(root, *id, &f, expect, || root.rename(&f, &t))
+            }),
+        Message::Hash { id, path: p } => path(p, *id).map(|p| hash(root, *id, &p)),
+        Message::ReplicaId { id, create } => Ok(match root.replica_id(*create) {
+            Ok(v) => Message::Value {
+                id: *id,
+                text: v.unwrap_or_default(),
+            },
+            Err(e) => error(*id, code::FILE_IO, &RelPath::root(), e),
+        }),
+        Message::Lock { id, owner, force } => Ok(match root.lock(owner, *force) {
+            Ok(Ok(())) => Message::Value {
+                id: *id,
+                text: String::new(),
+            },
+            Ok(Err(holder)) => error(*id, code::LOCKED, &RelPath::root(), holder),
+            Err(e) => error(*id, code::FILE_IO, &RelPath::root(), e),
+        }),
+        Message::Unlock { id } => Ok(done_or(*id, &RelPath::root(), root.unlock())),
+        Message::Purge { id, days } => Ok(done_or(
+            *id,
+            &RelPath::root(),
+            root.purge(*days).map(|_| ()),
+        )),
+        _ => return None,
+    };
+    Some(reply.unwrap_or_else(|refused| refused))
+}
+
+/// Runs `change` only if `p` still holds what `expect` says.
+fn guarded(
+    root: &Root,
+    id: u64,
+    p: &RelPath,
+    expect: &Expect,
+    change: impl FnOnce() -> io::Result<()>,
+) -> Message {
+    match root.matches(p, expect) {
+        Ok(true) => done_or(id, p, change()),
+        Ok(false) => error(
+            id,
+            code::CHANGED,
+            p,
+            "changed since the plan was made; left alone",
+        ),
+        Err(e) => error(id, code::FILE_IO, p, e),
+    }
+}
+
+/// The entry at `p` with its BLAKE3, read between two stats: a file that
+/// changes while it is read is reported, never hashed half-written.
+fn hash(root: &Root, id: u64, p: &RelPath) -> Message {
+    let before = match root.entry(p) {
+        Ok(Some(e)) => e,
+        Ok(None) => return error(id, code::VANISHED, p, "vanished"),
+        Err(e) => return error(id, code::FILE_IO, p, e),
+    };
+    let digest = match hash_file(root, p) {
+        Ok(d) => d,
+        Err(e) => return error(id, code::FILE_IO, p, e),
+    };
+    match root.entry(p) {
+        Ok(Some(after)) if after == before => Message::Entry {
+            id,
+            entry: deltasync_wire::Entry {
+                blake3: Some(digest),
+                ..after
+            },
+        },
+        Ok(_) => error(id, code::CHANGED, p, "changed while it was being read"),
+        Err(e) => error(id, code::FILE_IO, p, e),
+    }
+}
+
+/// `Done`, or the error with the right code.
+pub(super) fn done_or(id: u64, p: &RelPath, r: io::Result<()>) -> Message {
+    match r {
+        Ok(()) => Message::Done { id },
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => error(id, code::REFUSED, p, e),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => error(id, code::VANISHED, p, e),
+        Err(e) => error(id, code::FILE_IO, p, e),
+    }
+}
