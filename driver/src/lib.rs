@@ -43,6 +43,8 @@ pub mod link;
 pub mod location;
 pub mod path;
 pub mod rdiff;
+pub mod state;
+pub mod sync;
 
 pub use deltasync_engine as engine;
 pub use deltasync_wire as wire;

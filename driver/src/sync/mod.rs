@@ -1,0 +1,3 @@
+//! `deltasync sync A B`: two-way sync with a state database.
+
+pub mod plan;

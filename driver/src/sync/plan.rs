@@ -1,0 +1,919 @@
+//! Two-way reconciliation as a pure function: `plan(state, a, b)`.
+//!
+//! For every path in the union of the last synced state and both listings,
+//! each side's change since the state is one of: none, metadata only,
+//! content, created, deleted. Then:
+//!
+//! - a change on one side only propagates to the other;
+//! - the same change on both sides (same content) moves nothing, and the
+//!   state is updated;
+//! - deleted on one side, changed on the other: modify beats delete, the
+//!   changed version is restored where it was deleted;
+//! - changed differently on both sides: a conflict, settled by the policy,
+//!   the losing version kept (in `.deltasync/conflicts/`, or beside the
+//!   winner for keep-both); a directory always beats a file or link, whose
+//!   version goes to `conflicts/`;
+//! - a file that vanished on one side and reappeared elsewhere there with
+//!   the same BLAKE3 is moved on the other side, not sent again;
+//! - a directory deleted on one side goes (as a whole) on the other only
+//!   if nothing under it changed there; otherwise it is restored.
+//!
+//! With no state (a first sync) everything is "created": the result is the
+//! union, identical files are recorded, differing ones follow the policy.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use deltasync_wire::{Entry, EntryKind, Expect};
+
+use crate::path::RelPath;
+use crate::state::{SideMeta, Synced};
+
+/// One of the two replicas.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Side {
+    /// The first replica named.
+    A,
+    /// The second.
+    B,
+}
+
+impl Side {
+    /// The other side.
+    pub fn other(self) -> Side {
+        match self {
+            Side::A => Side::B,
+            Side::B => Side::A,
+        }
+    }
+
+    /// `a` or `b`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Side::A => "a",
+            Side::B => "b",
+        }
+    }
+
+    fn arrow(self) -> &'static str {
+        match self {
+            Side::A => "a<-b",
+            Side::B => "a->b",
+        }
+    }
+}
+
+/// How a conflict (changed differently on both sides) is settled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConflictPolicy {
+    /// The newer mtime wins; on a tie, `prefer`.
+    Newest,
+    /// Both kept: the loser renamed beside the winner, on both sides.
+    KeepBoth,
+    /// A always wins.
+    PreferA,
+    /// B always wins.
+    PreferB,
+    /// Nothing is done; reported (exit 23).
+    Skip,
+}
+
+/// The choices that shape a plan.
+#[derive(Clone, Debug)]
+pub struct SyncOptions {
+    /// Conflict policy.
+    pub conflict: ConflictPolicy,
+    /// Tie-break for `Newest` (and the winner for keep-both ties).
+    pub prefer: Side,
+    /// Deletions do not reach side A.
+    pub skip_deletion_a: bool,
+    /// Deletions do not reach side B.
+    pub skip_deletion_b: bool,
+    /// Deleted entries go to `.deltasync/deleted/` (else removed for real).
+    pub soft_delete: bool,
+    /// Remove directories that this run leaves empty on both sides.
+    pub remove_empty_dirs: bool,
+    /// `YYYYmmdd-HHMMSS`, for keep-both names.
+    pub stamp: String,
+}
+
+/// Where a stashed entry goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Area {
+    /// `.deltasync/deleted/`.
+    Deleted,
+    /// `.deltasync/conflicts/`.
+    Conflicts,
+}
+
+/// One change to one side. In every variant `side` (or `to`) is the side
+/// changed, and `expect` is what the agent must find there before acting.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum Step {
+    /// Rename within the side.
+    Move {
+        side: Side,
+        from: RelPath,
+        to: RelPath,
+        expect: Expect,
+    },
+    /// Move (or, with `link`, hard-link) the entry into the work directory.
+    Stash {
+        side: Side,
+        path: RelPath,
+        area: Area,
+        link: bool,
+        expect: Expect,
+    },
+    /// Remove for real (`--no-soft-delete`).
+    Remove {
+        side: Side,
+        path: RelPath,
+        expect: Expect,
+    },
+    /// Create a directory.
+    Mkdir {
+        side: Side,
+        path: RelPath,
+        mode: u32,
+    },
+    /// Send a file from the other side's `src` to this side's `path`.
+    Copy {
+        to: Side,
+        src: RelPath,
+        path: RelPath,
+        size: u64,
+        expect: Expect,
+    },
+    /// Create or repoint a symlink.
+    Symlink {
+        side: Side,
+        path: RelPath,
+        target: Vec<u8>,
+        mtime_ns: i64,
+    },
+    /// Set mode and/or mtime.
+    SetAttr {
+        side: Side,
+        path: RelPath,
+        mode: Option<u32>,
+        mtime_ns: Option<i64>,
+        dir: bool,
+    },
+}
+
+impl Step {
+    /// The side this step changes.
+    pub fn side(&self) -> Side {
+        match self {
+            Step::Move { side, .. }
+            | Step::Stash { side, .. }
+            | Step::Remove { side, .. }
+            | Step::Mkdir { side, .. }
+            | Step::Symlink { side, .. }
+            | Step::SetAttr { side, .. } => *side,
+            Step::Copy { to, .. } => *to,
+        }
+    }
+}
+
+/// What to write to the state once all of a change's steps succeed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Record {
+    /// `path` is now synced as this.
+    Put(RelPath, Synced),
+    /// `path` (and what is under it) is gone on both sides.
+    Remove(RelPath),
+}
+
+/// One logical change: its steps, its state records, and its line of output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    /// Steps, in order.
+    pub steps: Vec<Step>,
+    /// State updates after the steps.
+    pub records: Vec<Record>,
+    /// The itemized line (empty for state-only changes).
+    pub line: String,
+}
+
+/// The result of planning.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Changes, parents before children.
+    pub changes: Vec<Change>,
+    /// Conflicts settled by the policy (one line each).
+    pub conflicts: Vec<String>,
+    /// Conflicts left alone (`--conflict skip`).
+    pub skipped: Vec<String>,
+    /// Files each side would lose by deletion: `[a, b]`.
+    pub deleted_files: [u64; 2],
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Delta {
+    None,
+    Meta,
+    Content,
+    Created,
+    Deleted,
+}
+
+fn meta_of(s: &Synced, side: Side) -> SideMeta {
+    match side {
+        Side::A => s.a,
+        Side::B => s.b,
+    }
+}
+
+fn delta(st: Option<&Synced>, e: Option<&Entry>, side: Side) -> Delta {
+    match (st, e) {
+        (None, None) => Delta::None,
+        (None, Some(_)) => Delta::Created,
+        (Some(_), None) => Delta::Deleted,
+        (Some(s), Some(e)) => {
+            if s.kind != e.kind {
+                return Delta::Content;
+            }
+            let m = meta_of(s, side);
+            match e.kind {
+                EntryKind::File => {
+                    let fast = e.size == s.size
+                        && e.mtime_ns == m.mtime_ns
+                        && (m.ino == 0 || e.ino == m.ino);
+                    if fast || (e.blake3.is_some() && e.blake3 == s.blake3 && e.size == s.size) {
+                        if fast && e.mode == m.mode {
+                            Delta::None
+                        } else {
+                            Delta::Meta
+                        }
+                    } else {
+                        Delta::Content
+                    }
+                }
+                EntryKind::Symlink if e.target != s.target => Delta::Content,
+                EntryKind::Symlink => Delta::None,
+                EntryKind::Dir if e.mode != m.mode => Delta::Meta,
+                EntryKind::Dir => Delta::None,
+            }
+        }
+    }
+}
+
+/// Same kind and same content (files: same BLAKE3; links: same target).
+pub fn same_content(a: &Entry, b: &Entry) -> bool {
+    a.kind == b.kind
+        && match a.kind {
+            EntryKind::File => a.size == b.size && a.blake3.is_some() && a.blake3 == b.blake3,
+            EntryKind::Symlink => a.target == b.target,
+            EntryKind::Dir => true,
+        }
+}
+
+/// What `expect` a change should demand of an entry it found.
+pub fn expect_of(e: Option<&Entry>) -> Expect {
+    match e {
+        None => Expect::Absent,
+        Some(e) => match e.kind {
+            EntryKind::File => Expect::File {
+                size: e.size,
+                mtime_ns: e.mtime_ns,
+            },
+            EntryKind::Dir => Expect::Dir,
+            EntryKind::Symlink => Expect::Symlink,
+        },
+    }
+}
+
+fn side_meta(e: &Entry) -> SideMeta {
+    SideMeta {
+        mtime_ns: e.mtime_ns,
+        mode: e.mode,
+        ino: e.ino,
+    }
+}
+
+/// The state record for `e` on `from`, just copied (as is) to the other side.
+fn synced_copy(e: &Entry, from: Side) -> Synced {
+    let here = side_meta(e);
+    let there = SideMeta { ino: 0, ..here };
+    let (a, b) = if from == Side::A {
+        (here, there)
+    } else {
+        (there, here)
+    };
+    Synced {
+        kind: e.kind,
+        size: e.size,
+        blake3: e.blake3,
+        target: e.target.clone(),
+        a,
+        b,
+    }
+}
+
+/// The state record for two entries already equal in content.
+fn synced_pair(a: &Entry, b: &Entry) -> Synced {
+    Synced {
+        kind: a.kind,
+        size: a.size,
+        blake3: a.blake3.or(b.blake3),
+        target: a.target.clone(),
+        a: side_meta(a),
+        b: side_meta(b),
+    }
+}
+
+struct Planner<'a> {
+    st: &'a HashMap<RelPath, Synced>,
+    a: &'a HashMap<RelPath, Entry>,
+    b: &'a HashMap<RelPath, Entry>,
+    o: &'a SyncOptions,
+    plan: Plan,
+    /// Entries leaving each side, by deletion or by a move elsewhere (to
+    /// decide whether a deleted directory may go as a whole).
+    deleting: [BTreeSet<RelPath>; 2],
+    /// Directory deletions, handled after every path is decided: (side it
+    /// is deleted on, path).
+    dir_deletions: Vec<(Side, RelPath)>,
+}
+
+fn idx(s: Side) -> usize {
+    if s == Side::A { 0 } else { 1 }
+}
+
+impl<'a> Planner<'a> {
+    fn entry(&self, side: Side, p: &RelPath) -> Option<&'a Entry> {
+        match side {
+            Side::A => self.a.get(p),
+            Side::B => self.b.get(p),
+        }
+    }
+
+    fn listing(&self, side: Side) -> &'a HashMap<RelPath, Entry> {
+        match side {
+            Side::A => self.a,
+            Side::B => self.b,
+        }
+    }
+
+    fn push(&mut self, steps: Vec<Step>, records: Vec<Record>, line: String) {
+        self.plan.changes.push(Change {
+            steps,
+            records,
+            line,
+        });
+    }
+
+    fn skip_deletion(&self, side: Side) -> bool {
+        match side {
+            Side::A => self.o.skip_deletion_a,
+            Side::B => self.o.skip_deletion_b,
+        }
+    }
+
+    /// Deletes `p` (which `e` is) on `side`.
+    fn delete_step(&self, side: Side, p: &RelPath, e: &Entry) -> Step {
+        let expect = expect_of(Some(e));
+        if self.o.soft_delete {
+            Step::Stash {
+                side,
+                path: p.clone(),
+                area: Area::Deleted,
+                link: false,
+                expect,
+            }
+        } else {
+            Step::Remove {
+                side,
+                path: p.clone(),
+                expect,
+            }
+        }
+    }
+
+    /// `from` changed (`d`), the other side did not: carry it over.
+    fn propagate(&mut self, p: &RelPath, from: Side, d: Delta) {
+        let to = from.other();
+        let target = self.entry(to, p).cloned();
+        let source = self.entry(from, p).cloned();
+        match (d, source) {
+            (Delta::Deleted, _) => {
+                let Some(t) = target else { return };
+                if self.skip_deletion(to) {
+                    return; // kept there; the state still remembers it, so nothing flips back
+                }
+                if t.kind == EntryKind::Dir {
+                    self.dir_deletions.push((to, p.clone()));
+                    return;
+                }
+                self.deleting[idx(to)].insert(p.clone());
+                let step = self.delete_step(to, p, &t);
+                self.push(
+                    vec![step],
+                    vec![Record::Remove(p.clone())],
+                    format!("{} delete   {}", to.arrow(), p.display()),
+                );
+            }
+            (Delta::Meta, Some(s)) => {
+                let Some(t) = target else { return };
+                let file = s.kind == EntryKind::File;
+                let step = Step::SetAttr {
+                    side: to,
+                    path: p.clone(),
+                    mode: Some(s.mode),
+                    mtime_ns: file.then_some(s.mtime_ns),
+                    dir: s.kind == EntryKind::Dir,
+                };
+                // The content is unchanged: keep the known hash.
+                let mut record = synced_copy(&s, from);
+                record.blake3 = s.blake3.or(self.st.get(p).and_then(|x| x.blake3));
+                let there = SideMeta {
+                    mode: s.mode,
+                    mtime_ns: if file { s.mtime_ns } else { t.mtime_ns },
+                    ino: t.ino,
+                };
+                match to {
+                    Side::A => record.a = there,
+                    Side::B => record.b = there,
+                }
+                self.push(
+                    vec![step],
+                    vec![Record::Put(p.clone(), record)],
+                    format!("{} attrs    {}", to.arrow(), p.display()),
+                );
+            }
+            (_, Some(s)) => self.create(p, &s, from, target.as_ref(), Area::Deleted),
+            (_, None) => {}
+        }
+    }
+
+    /// Makes `to`'s `p` what `s` is on `from`, moving `old` (what `to` has
+    /// there now) into `area` first if it is in the way.
+    fn create(&mut self, p: &RelPath, s: &Entry, from: Side, old: Option<&Entry>, area: Area) {
+        let to = from.other();
+        let mut steps = Vec::new();
+        let mut expect = Expect::Absent;
+        if let Some(o) = old {
+            let same_kind = o.kind == s.kind;
+            if same_kind && s.kind == EntryKind::File && area == Area::Deleted {
+                // A plain update: the patch replaces it atomically, guarded.
+                expect = expect_of(Some(o));
+            } else if same_kind && s.kind == EntryKind::File {
+                // A conflict loser: keep it (a hard link, so the old content
+                // also stays the delta's basis), then replace it.
+                steps.push(Step::Stash {
+                    side: to,
+                    path: p.clone(),
+                    area,
+                    link: true,
+                    expect: expect_of(Some(o)),
+                });
+                expect = expect_of(Some(o));
+            } else if same_kind && s.kind == EntryKind::Dir {
+                expect = Expect::Dir;
+            } else {
+                steps.push(Step::Stash {
+                    side: to,
+                    path: p.clone(),
+                    area,
+                    link: false,
+                    expect: expect_of(Some(o)),
+                });
+            }
+        }
+        let verb = if old.is_some() { "update" } else { "create" };
+        match s.kind {
+            EntryKind::File => steps.push(Step::Copy {
+                to,
+                src: p.clone(),
+                path: p.clone(),
+                size: s.size,
+                expect,
+            }),
+            EntryKind::Dir => {
+                if expect != Expect::Dir {
+                    steps.push(Step::Mkdir {
+                        side: to,
+                        path: p.clone(),
+                        mode: s.mode,
+                    });
+                }
+                steps.push(Step::SetAttr {
+                    side: to,
+                    path: p.clone(),
+                    mode: Some(s.mode),
+                    mtime_ns: Some(s.mtime_ns),
+                    dir: true,
+                });
+            }
+            EntryKind::Symlink => steps.push(Step::Symlink {
+                side: to,
+                path: p.clone(),
+                target: s.target.clone(),
+                mtime_ns: s.mtime_ns,
+            }),
+        }
+        let shown = if s.kind == EntryKind::Dir {
+            format!("{}/", p.display())
+        } else {
+            p.display()
+        };
+        self.push(
+            steps,
+            vec![Record::Put(p.clone(), synced_copy(s, from))],
+            format!("{} {verb:<8} {shown}", to.arrow()),
+        );
+    }
+
+    /// Both sides changed `p` differently and both have something there.
+    fn conflict(&mut self, p: &RelPath, a: &Entry, b: &Entry) {
+        // A directory always wins a type clash: the file or link is kept in conflicts/.
+        if a.kind == EntryKind::Dir || b.kind == EntryKind::Dir {
+            let (winner, w, l) = if a.kind == EntryKind::Dir {
+                (Side::A, a, b)
+            } else {
+                (Side::B, b, a)
+            };
+            let note = format!(
+                "{}: a directory on {} and a {} on {}; the directory wins, the other is kept in {}/.deltasync/conflicts",
+                p.display(),
+                winner.name(),
+                kind_name(l.kind),
+                winner.other().name(),
+                winner.other().name()
+            );
+            self.plan.conflicts.push(note);
+            self.create(p, w, winner, Some(l), Area::Conflicts);
+            return;
+        }
+        let newer = match a.mtime_ns.cmp(&b.mtime_ns) {
+            std::cmp::Ordering::Greater => Side::A,
+            std::cmp::Ordering::Less => Side::B,
+            std::cmp::Ordering::Equal => self.o.prefer,
+        };
+        let winner = match self.o.conflict {
+            ConflictPolicy::Skip => {
+                self.plan.skipped.push(format!(
+                    "{}: changed on both sides; left alone (--conflict skip)",
+                    p.display()
+                ));
+                return;
+            }
+            ConflictPolicy::PreferA => Side::A,
+            ConflictPolicy::PreferB => Side::B,
+            ConflictPolicy::Newest | ConflictPolicy::KeepBoth => newer,
+        };
+        let loser = winner.other();
+        let (w, l) = if winner == Side::A { (a, b) } else { (b, a) };
+        if self.o.conflict == ConflictPolicy::KeepBoth {
+            let renamed = conflict_name(p, &self.o.stamp, loser);
+            let note = format!(
+                "{}: changed on both sides; {}'s version wins, {}'s is kept as {} on both",
+                p.display(),
+                winner.name(),
+                loser.name(),
+                renamed.display()
+            );
+            self.plan.conflicts.push(note);
+            // The loser steps aside on its own side, then each side gets the other's.
+            let mv = Step::Move {
+                side: loser,
+                from: p.clone(),
+                to: renamed.clone(),
+                expect: expect_of(Some(l)),
+            };
+            let mut steps = vec![mv];
+            steps.push(copy_or_link(w, winner, p, p));
+            steps.push(copy_or_link(l, loser, &renamed, &renamed));
+            let records = vec![
+                Record::Put(p.clone(), synced_copy(w, winner)),
+                Record::Put(renamed.clone(), synced_copy(l, loser)),
+            ];
+            self.push(
+                steps,
+                records,
+                format!(
+                    "a<>b conflict {} (kept both; {}'s as {})",
+                    p.display(),
+                    loser.name(),
+                    renamed.display()
+                ),
+            );
+            return;
+        }
+        let note = format!(
+            "{}: changed on both sides; {}'s version wins, {}'s is kept in {}/.deltasync/conflicts",
+            p.display(),
+            winner.name(),
+            loser.name(),
+            loser.name()
+        );
+        self.plan.conflicts.push(note);
+        self.create(p, w, winner, Some(l), Area::Conflicts);
+        if let Some(last) = self.plan.changes.last_mut() {
+            last.line = format!(
+                "{} conflict {} ({} wins, {}'s kept in conflicts/)",
+                winner.other().arrow(),
+                p.display(),
+                winner.name(),
+                loser.name()
+            );
+        }
+    }
+
+    /// Finds files that moved on one side: gone from their old path, new at
+    /// another with the same BLAKE3, while the other side still has the old
+    /// path unchanged. Those become moves there. Returns the paths handled.
+    fn moves(&mut self) -> BTreeSet<RelPath> {
+        let mut handled = BTreeSet::new();
+        for side in [Side::A, Side::B] {
+            let other = side.other();
+            // Old paths gone on `side`, still unchanged on the other side.
+            let mut gone: HashMap<[u8; 32], Vec<RelPath>> = HashMap::new();
+            for (p, s) in self.st.iter() {
+                if s.kind != EntryKind::File || self.entry(side, p).is_some() {
+                    continue;
+                }
+                let Some(o) = self.entry(other, p) else {
+                    continue;
+                };
+                if let (Some(h), Delta::None) = (s.blake3, delta(Some(s), Some(o), other)) {
+                    gone.entry(h).or_default().push(p.clone());
+                }
+            }
+            if gone.is_empty() {
+                continue;
+            }
+            for v in gone.values_mut() {
+                v.sort();
+            }
+            let mut fresh: Vec<(&RelPath, &Entry)> = self
+                .listing(side)
+                .iter()
+                .filter(|(q, e)| {
+                    e.kind == EntryKind::File
+                        && !self.st.contains_key(*q)
+                        && self.entry(other, q).is_none()
+                })
+                .collect();
+            fresh.sort_by(|x, y| x.0.cmp(y.0));
+            for (q, e) in fresh {
+                let Some(h) = e.blake3 else { continue };
+                let Some(candidates) = gone.get_mut(&h) else {
+                    continue;
+                };
+                let Some(pos) = candidates.iter().position(|c| !handled.contains(c)) else {
+                    continue;
+                };
+                let from = candidates.remove(pos);
+                let Some(old) = self.entry(other, &from).cloned() else {
+                    continue;
+                };
+                let mut steps = vec![Step::Move {
+                    side: other,
+                    from: from.clone(),
+                    to: q.clone(),
+                    expect: expect_of(Some(&old)),
+                }];
+                if old.mode != e.mode || old.mtime_ns != e.mtime_ns {
+                    steps.push(Step::SetAttr {
+                        side: other,
+                        path: q.clone(),
+                        mode: Some(e.mode),
+                        mtime_ns: Some(e.mtime_ns),
+                        dir: false,
+                    });
+                }
+                let mut record = synced_copy(e, side);
+                match other {
+                    Side::A => record.a.ino = old.ino,
+                    Side::B => record.b.ino = old.ino,
+                }
+                let records = vec![Record::Remove(from.clone()), Record::Put(q.clone(), record)];
+                self.push(
+                    steps,
+                    records,
+                    format!(
+                        "{} move     {} -> {}",
+                        other.arrow(),
+                        from.display(),
+                        q.display()
+                    ),
+                );
+                self.deleting[idx(other)].insert(from.clone());
+                handled.insert(from);
+                handled.insert(q.clone());
+            }
+        }
+        handled
+    }
+
+    /// Directory deletions, after every path is decided: a directory goes
+    /// (as one stash) only if everything under it on that side goes too;
+    /// otherwise it is restored where it was deleted, for what stays.
+    fn settle_dirs(&mut self) {
+        let mut dels = std::mem::take(&mut self.dir_deletions);
+        dels.sort_by(|x, y| x.1.cmp(&y.1));
+        let mut gone_dirs: Vec<(Side, RelPath)> = Vec::new();
+        for (side, d) in dels {
+            if gone_dirs
+                .iter()
+                .any(|(s, g)| *s == side && d.starts_with(g))
+            {
+                continue; // inside a directory already going as a whole
+            }
+            let inside: Vec<&RelPath> = self
+                .listing(side)
+                .keys()
+                .filter(|q| q.starts_with(&d) && **q != d)
+                .collect();
+            let all_go = inside.iter().all(|q| {
+                self.deleting[idx(side)].contains(*q) || self.dir_deletions_cover(side, q)
+            });
+            if all_go && !self.skip_deletion(side) {
+                // Drop the per-entry deletions the stash of `d` covers.
+                let covered: Vec<RelPath> = inside.iter().map(|q| (*q).clone()).collect();
+                self.plan.changes.retain(|c| !(c.steps.len() == 1 && matches!(&c.steps[0], Step::Stash { side: s, path, area: Area::Deleted, .. } | Step::Remove { side: s, path, .. } if *s == side && covered.contains(path))));
+                let Some(e) = self.entry(side, &d).cloned() else {
+                    continue;
+                };
+                let step = self.delete_step(side, &d, &e);
+                self.push(
+                    vec![step],
+                    vec![Record::Remove(d.clone())],
+                    format!("{} delete   {}/", side.arrow(), d.display()),
+                );
+                gone_dirs.push((side, d));
+            } else if !all_go {
+                // Something under it changed where it was kept: restore it.
+                let Some(e) = self.entry(side, &d).cloned() else {
+                    continue;
+                };
+                self.create(&d, &e, side, None, Area::Deleted);
+            }
+        }
+    }
+
+    fn dir_deletions_cover(&self, side: Side, q: &RelPath) -> bool {
+        self.entry(side, q)
+            .is_some_and(|e| e.kind == EntryKind::Dir)
+            && self
+                .listing(side)
+                .keys()
+                .filter(|x| x.starts_with(q) && *x != q)
+                .all(|x| self.deleting[idx(side)].contains(x))
+    }
+}
+
+fn kind_name(k: EntryKind) -> &'static str {
+    match k {
+        EntryKind::File => "file",
+        EntryKind::Dir => "directory",
+        EntryKind::Symlink => "symlink",
+    }
+}
+
+/// The step that puts `e` (on `from`) at `to_path` on the other side.
+fn copy_or_link(e: &Entry, from: Side, src: &RelPath, to_path: &RelPath) -> Step {
+    match e.kind {
+        EntryKind::Symlink => Step::Symlink {
+            side: from.other(),
+            path: to_path.clone(),
+            target: e.target.clone(),
+            mtime_ns: e.mtime_ns,
+        },
+        _ => Step::Copy {
+            to: from.other(),
+            src: src.clone(),
+            path: to_path.clone(),
+            size: e.size,
+            expect: Expect::Absent,
+        },
+    }
+}
+
+/// `dir/name.ext` as `dir/name.conflict-STAMP-side.ext`.
+pub fn conflict_name(p: &RelPath, stamp: &str, side: Side) -> RelPath {
+    let name = String::from_utf8_lossy(p.file_name()).into_owned();
+    let tag = format!("conflict-{stamp}-{}", side.name());
+    let new = match name.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => format!("{stem}.{tag}.{ext}"),
+        _ => format!("{name}.{tag}"),
+    };
+    p.parent().join(new.as_bytes())
+}
+
+/// Reconciles the last synced `state` with listings `a` and `b`.
+pub fn plan(
+    state: &HashMap<RelPath, Synced>,
+    a: &HashMap<RelPath, Entry>,
+    b: &HashMap<RelPath, Entry>,
+    o: &SyncOptions,
+) -> Plan {
+    let mut pl = Planner {
+        st: state,
+        a,
+        b,
+        o,
+        plan: Plan::default(),
+        deleting: [BTreeSet::new(), BTreeSet::new()],
+        dir_deletions: Vec::new(),
+    };
+    let handled = pl.moves();
+    let paths: BTreeMap<&RelPath, ()> = state
+        .keys()
+        .chain(a.keys())
+        .chain(b.keys())
+        .map(|p| (p, ()))
+        .collect();
+    for p in paths.keys().copied() {
+        if handled.contains(p) {
+            continue;
+        }
+        let st = state.get(p);
+        let (ea, eb) = (a.get(p), b.get(p));
+        let (da, db) = (delta(st, ea, Side::A), delta(st, eb, Side::B));
+        match (da, db) {
+            (Delta::None, Delta::None) => {}
+            (_, Delta::None) => pl.propagate(p, Side::A, da),
+            (Delta::None, _) => pl.propagate(p, Side::B, db),
+            _ => match (ea, eb) {
+                (None, None) => pl.push(Vec::new(), vec![Record::Remove(p.clone())], String::new()),
+                (Some(x), Some(y)) if same_content(x, y) => {
+                    // The same change on both sides: nothing moves. Modes
+                    // that differ are settled by the newer side.
+                    let mut steps = Vec::new();
+                    if x.mode != y.mode {
+                        let (from, src) = if x.mtime_ns >= y.mtime_ns {
+                            (Side::A, x)
+                        } else {
+                            (Side::B, y)
+                        };
+                        steps.push(Step::SetAttr {
+                            side: from.other(),
+                            path: p.clone(),
+                            mode: Some(src.mode),
+                            mtime_ns: None,
+                            dir: x.kind == EntryKind::Dir,
+                        });
+                    }
+                    let mut rec = synced_pair(x, y);
+                    if x.mode != y.mode {
+                        let m = if x.mtime_ns >= y.mtime_ns {
+                            x.mode
+                        } else {
+                            y.mode
+                        };
+                        rec.a.mode = m;
+                        rec.b.mode = m;
+                    }
+                    pl.push(steps, vec![Record::Put(p.clone(), rec)], String::new());
+                }
+                // Modify beats delete: restore where it was deleted.
+                (None, Some(y)) => pl.create(p, &y.clone(), Side::B, None, Area::Deleted),
+                (Some(x), None) => pl.create(p, &x.clone(), Side::A, None, Area::Deleted),
+                (Some(x), Some(y)) => pl.conflict(p, &x.clone(), &y.clone()),
+            },
+        }
+    }
+    pl.settle_dirs();
+    // Files each side loses: a deleted file counts one, a deleted
+    // directory every file under it there.
+    for c in &pl.plan.changes {
+        for step in &c.steps {
+            if let Step::Stash {
+                side,
+                path,
+                area: Area::Deleted,
+                ..
+            }
+            | Step::Remove { side, path, .. } = step
+            {
+                let files = pl
+                    .listing(*side)
+                    .iter()
+                    .filter(|(q, e)| e.kind == EntryKind::File && q.starts_with(path))
+                    .count();
+                pl.plan.deleted_files[idx(*side)] += files as u64;
+            }
+        }
+    }
+    // Parents before children, whatever order the decisions came in.
+    let mut plan = pl.plan;
+    plan.changes
+        .sort_by(|x, y| first_path(x).cmp(&first_path(y)));
+    plan
+}
+
+fn first_path(c: &Change) -> Option<RelPath> {
+    c.records
+        .iter()
+        .map(|r| match r {
+            Record::Put(p, _) | Record::Remove(p) => p.clone(),
+        })
+        .min()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,317 @@
+//! The classic two-way change matrix, and the rules around it.
+
+use super::*;
+
+fn p(s: &str) -> RelPath {
+    RelPath::parse(s.as_bytes()).unwrap()
+}
+
+fn file(path: &str, content: u8, mtime: i64) -> Entry {
+    Entry {
+        path: path.as_bytes().to_vec(),
+        kind: EntryKind::File,
+        size: 10,
+        mtime_ns: mtime,
+        mode: 0o644,
+        target: Vec::new(),
+        blake3: Some([content; 32]),
+        ino: 0,
+    }
+}
+
+fn dir(path: &str) -> Entry {
+    Entry {
+        path: path.as_bytes().to_vec(),
+        kind: EntryKind::Dir,
+        size: 0,
+        mtime_ns: 1,
+        mode: 0o755,
+        target: Vec::new(),
+        blake3: None,
+        ino: 0,
+    }
+}
+
+fn listing(entries: &[Entry]) -> HashMap<RelPath, Entry> {
+    entries
+        .iter()
+        .map(|e| (RelPath::parse(&e.path).unwrap(), e.clone()))
+        .collect()
+}
+
+/// State as if `entries` had been synced, identical on both sides.
+fn state(entries: &[Entry]) -> HashMap<RelPath, Synced> {
+    entries
+        .iter()
+        .map(|e| (RelPath::parse(&e.path).unwrap(), synced_pair(e, e)))
+        .collect()
+}
+
+fn opts() -> SyncOptions {
+    SyncOptions {
+        conflict: ConflictPolicy::Newest,
+        prefer: Side::A,
+        skip_deletion_a: false,
+        skip_deletion_b: false,
+        soft_delete: true,
+        remove_empty_dirs: false,
+        stamp: "20261125-120000".into(),
+    }
+}
+
+fn lines(pl: &Plan) -> Vec<String> {
+    pl.changes
+        .iter()
+        .filter(|c| !c.line.is_empty())
+        .map(|c| c.line.clone())
+        .collect()
+}
+
+#[test]
+fn the_change_matrix() {
+    let base = [
+        file("same", 1, 1),
+        file("newer_on_a", 1, 1),
+        file("newer_on_b", 1, 1),
+        file("del_on_a", 1, 1),
+        file("del_on_b", 1, 1),
+        file("both_a_newer", 1, 1),
+        file("both_b_newer", 1, 1),
+        file("newer_a_del_b", 1, 1),
+        file("del_a_newer_b", 1, 1),
+        file("del_both", 1, 1),
+        file("identical", 1, 1),
+    ];
+    let st = state(&base);
+    let a = listing(&[
+        file("same", 1, 1),
+        file("new_on_a", 2, 5),
+        file("newer_on_a", 2, 5),
+        file("newer_on_b", 1, 1),
+        file("del_on_b", 1, 1),
+        file("both_a_newer", 3, 9),
+        file("both_b_newer", 3, 5),
+        file("newer_a_del_b", 4, 5),
+        file("identical", 7, 5),
+    ]);
+    let b = listing(&[
+        file("same", 1, 1),
+        file("new_on_b", 2, 5),
+        file("newer_on_a", 1, 1),
+        file("newer_on_b", 2, 5),
+        file("del_on_a", 1, 1),
+        file("both_a_newer", 4, 5),
+        file("both_b_newer", 4, 9),
+        file("del_a_newer_b", 4, 5),
+        file("identical", 7, 6),
+    ]);
+    let pl = plan(&st, &a, &b, &opts());
+    let l = lines(&pl);
+    let has = |s: &str| l.iter().any(|x| x == s);
+    assert!(has("a->b create   new_on_a"), "{l:#?}");
+    assert!(has("a<-b create   new_on_b"), "{l:#?}");
+    assert!(has("a->b update   newer_on_a"), "{l:#?}");
+    assert!(has("a<-b update   newer_on_b"), "{l:#?}");
+    assert!(has("a->b delete   del_on_a"), "{l:#?}");
+    assert!(has("a<-b delete   del_on_b"), "{l:#?}");
+    assert!(
+        has("a->b conflict both_a_newer (a wins, b's kept in conflicts/)"),
+        "{l:#?}"
+    );
+    assert!(
+        has("a<-b conflict both_b_newer (b wins, a's kept in conflicts/)"),
+        "{l:#?}"
+    );
+    // Modify beats delete, both ways.
+    assert!(has("a->b create   newer_a_del_b"), "{l:#?}");
+    assert!(has("a<-b create   del_a_newer_b"), "{l:#?}");
+    assert!(
+        !l.iter()
+            .any(|x| x.contains("same") || x.contains("del_both") || x.contains("identical")),
+        "{l:#?}"
+    );
+    // Deleted on both, and the same change on both: state only.
+    assert!(
+        pl.changes
+            .iter()
+            .any(|c| c.steps.is_empty() && c.records == vec![Record::Remove(p("del_both"))])
+    );
+    assert!(pl.changes.iter().any(|c| c.steps.is_empty()
+        && matches!(&c.records[..], [Record::Put(q, _)] if *q == p("identical"))));
+    assert_eq!(pl.conflicts.len(), 2);
+    assert_eq!(pl.deleted_files, [1, 1]);
+    // The conflict loser is kept before it is replaced.
+    let c = pl
+        .changes
+        .iter()
+        .find(|c| c.line.contains("both_a_newer"))
+        .unwrap();
+    assert!(
+        matches!(
+            &c.steps[0],
+            Step::Stash {
+                side: Side::B,
+                area: Area::Conflicts,
+                ..
+            }
+        ),
+        "{:?}",
+        c.steps
+    );
+}
+
+#[test]
+fn first_sync_is_the_union_and_equal_files_are_just_recorded() {
+    let a = listing(&[
+        file("only_a", 1, 1),
+        file("both_same", 2, 1),
+        file("both_differ", 3, 1),
+    ]);
+    let b = listing(&[
+        file("only_b", 1, 1),
+        file("both_same", 2, 7),
+        file("both_differ", 4, 2),
+    ]);
+    let pl = plan(&HashMap::new(), &a, &b, &opts());
+    let l = lines(&pl);
+    assert!(
+        l.contains(&"a->b create   only_a".to_string())
+            && l.contains(&"a<-b create   only_b".to_string()),
+        "{l:#?}"
+    );
+    assert!(
+        l.iter().any(|x| x.contains("conflict both_differ (b wins")),
+        "newer b wins: {l:#?}"
+    );
+    assert!(!l.iter().any(|x| x.contains("both_same")), "{l:#?}");
+}
+
+#[test]
+fn policies() {
+    let st = state(&[file("f", 1, 1)]);
+    let a = listing(&[file("f", 2, 9)]);
+    let b = listing(&[file("f", 3, 5)]);
+    let with = |c| {
+        plan(
+            &st,
+            &a,
+            &b,
+            &SyncOptions {
+                conflict: c,
+                ..opts()
+            },
+        )
+    };
+    assert!(lines(&with(ConflictPolicy::PreferB))[0].contains("(b wins"));
+    let skip = with(ConflictPolicy::Skip);
+    assert!(skip.changes.is_empty() && skip.skipped.len() == 1);
+    let both = with(ConflictPolicy::KeepBoth);
+    let c = &both.changes[0];
+    assert!(
+        matches!(&c.steps[0], Step::Move { side: Side::B, to, .. } if to.display() == "f.conflict-20261125-120000-b"),
+        "{:?}",
+        c.steps
+    );
+    assert_eq!(
+        c.steps.len(),
+        3,
+        "loser steps aside, each side gets the other's"
+    );
+    // A tie on mtime goes to --prefer.
+    let tie = plan(
+        &st,
+        &listing(&[file("f", 2, 5)]),
+        &b,
+        &SyncOptions {
+            prefer: Side::B,
+            ..opts()
+        },
+    );
+    assert!(lines(&tie)[0].contains("(b wins"));
+}
+
+#[test]
+fn skip_deletion_keeps_the_file_and_does_not_flip_back() {
+    let st = state(&[file("f", 1, 1)]);
+    let a = listing(&[]);
+    let b = listing(&[file("f", 1, 1)]);
+    let pl = plan(
+        &st,
+        &a,
+        &b,
+        &SyncOptions {
+            skip_deletion_b: true,
+            ..opts()
+        },
+    );
+    assert!(pl.changes.is_empty(), "{:?}", pl.changes);
+}
+
+#[test]
+fn renames_become_moves() {
+    let st = state(&[file("old/name.txt", 5, 1), dir("old")]);
+    let a = listing(&[dir("new"), file("new/name.txt", 5, 1)]);
+    let b = listing(&[dir("old"), file("old/name.txt", 5, 1)]);
+    let pl = plan(&st, &a, &b, &opts());
+    let l = lines(&pl);
+    assert!(
+        l.contains(&"a->b move     old/name.txt -> new/name.txt".to_string()),
+        "{l:#?}"
+    );
+    assert!(
+        !pl.changes
+            .iter()
+            .any(|c| c.steps.iter().any(|s| matches!(s, Step::Copy { .. }))),
+        "nothing is sent again: {l:#?}"
+    );
+    assert!(l.contains(&"a->b delete   old/".to_string()), "{l:#?}");
+}
+
+#[test]
+fn a_deleted_directory_goes_whole_or_is_restored() {
+    let st = state(&[dir("d"), file("d/x", 1, 1), file("d/y", 1, 1)]);
+    let b = listing(&[dir("d"), file("d/x", 1, 1), file("d/y", 1, 1)]);
+    let pl = plan(&st, &listing(&[]), &b, &opts());
+    assert_eq!(
+        lines(&pl),
+        ["a->b delete   d/"],
+        "one stash for the whole tree"
+    );
+    assert_eq!(pl.deleted_files, [0, 2]);
+    // If b changed something inside, the directory comes back on a with it.
+    let b2 = listing(&[dir("d"), file("d/x", 9, 9), file("d/y", 1, 1)]);
+    let l = lines(&plan(&st, &listing(&[]), &b2, &opts()));
+    assert!(
+        l.contains(&"a<-b create   d/".to_string()) && l.contains(&"a<-b create   d/x".to_string()),
+        "{l:#?}"
+    );
+    assert!(l.contains(&"a->b delete   d/y".to_string()), "{l:#?}");
+}
+
+#[test]
+fn type_clash_keeps_both_versions() {
+    let st = state(&[file("t", 1, 1)]);
+    let a = listing(&[dir("t"), file("t/inner", 2, 2)]);
+    let b = listing(&[file("t", 3, 9)]);
+    let pl = plan(&st, &a, &b, &opts());
+    let c = pl
+        .changes
+        .iter()
+        .find(|c| c.line.contains(" t/"))
+        .expect("t");
+    assert!(
+        matches!(
+            &c.steps[0],
+            Step::Stash {
+                side: Side::B,
+                area: Area::Conflicts,
+                link: false,
+                ..
+            }
+        ),
+        "{:?}",
+        c.steps
+    );
+    assert!(matches!(&c.steps[1], Step::Mkdir { side: Side::B, .. }));
+    assert_eq!(pl.conflicts.len(), 1);
+}
