@@ -901,8 +901,7 @@ pub fn plan(
     }
     // Parents before children, whatever order the decisions came in.
     let mut plan = pl.plan;
-    plan.changes
-        .sort_by(|x, y| first_path(x).cmp(&first_path(y)));
+    plan.changes.sort_by_key(first_path);
     plan
 }
 
