@@ -46,6 +46,19 @@ pub enum Command {
     /// keeps its verified prefix in DST's .deltasync/partial/ and the next
     /// run resumes from there.
     Copy(Box<CopyArgs>),
+    /// Two-way sync of A and B: every change on either side reaches the other.
+    ///
+    /// A change on one side propagates; the same change on both is recorded;
+    /// different changes are a conflict, settled by --conflict with the losing
+    /// version kept in .deltasync/conflicts/. Deletions propagate as soft
+    /// deletes into .deltasync/deleted/. A file modified on one side and
+    /// deleted on the other is restored. Moved files are moved, not resent.
+    /// Safety stops (exit 51) make no change at all: more than --max-delete
+    /// percent of a side's files would go, a side that had files is empty or
+    /// missing, or a replica's id is not the one remembered.
+    Sync(Box<SyncArgs>),
+    /// Forget the state of the pair A B: the next sync is a first sync (a union).
+    Reset(ResetArgs),
     /// Serve a replica on stdin/stdout: the far end of copy and sync.
     ///
     /// Never reads, writes or deletes outside DIR. For an SSH key that may
@@ -272,4 +285,129 @@ pub struct CopyArgs {
     pub src: String,
     /// Destination, in the same forms.
     pub dst: String,
+}
+
+/// `--conflict`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ConflictArg {
+    /// The newer mtime wins (ties: --prefer); the loser goes to conflicts/.
+    Newest,
+    /// Keep both: the loser is renamed beside the winner, on both sides.
+    KeepBoth,
+    /// A always wins; B's version goes to conflicts/.
+    PreferA,
+    /// B always wins; A's version goes to conflicts/.
+    PreferB,
+    /// Leave both as they are and report it (exit 23).
+    Skip,
+}
+
+/// `a` or `b`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SideArg {
+    /// The first replica.
+    A,
+    /// The second replica.
+    B,
+}
+
+/// `--empty-dirs`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EmptyDirsArg {
+    /// Leave directories that become empty.
+    Keep,
+    /// Remove directories this run leaves empty on both sides.
+    Remove,
+}
+
+/// `deltasync sync`.
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// Show what would be done; change nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// How conflicts are settled.
+    #[arg(long, value_enum, default_value_t = ConflictArg::Newest)]
+    pub conflict: ConflictArg,
+    /// Which side wins a tie on mtime.
+    #[arg(long, value_enum, default_value_t = SideArg::A)]
+    pub prefer: SideArg,
+    /// Deletions do not reach these sides: a, b or a,b.
+    #[arg(long, value_name = "SIDES", value_delimiter = ',')]
+    pub skip_deletion: Vec<SideArg>,
+    /// Delete for real instead of moving into .deltasync/deleted/.
+    #[arg(long)]
+    pub no_soft_delete: bool,
+    /// What to do with directories this run leaves empty.
+    #[arg(long, value_enum, default_value_t = EmptyDirsArg::Keep)]
+    pub empty_dirs: EmptyDirsArg,
+    /// Leave dotfiles alone on both sides.
+    #[arg(long)]
+    pub ignore_hidden: bool,
+    /// Skip paths matching PATTERN (gitignore syntax; repeatable). Excluded paths are never deleted.
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude: Vec<String>,
+    /// Read exclude patterns from FILE, one per line.
+    #[arg(long, value_name = "FILE")]
+    pub exclude_from: Vec<PathBuf>,
+    /// Compare contents by BLAKE3 for every file, not only those whose size or mtime moved.
+    #[arg(short = 'c', long)]
+    pub checksum: bool,
+    /// Safety stop if a side would lose more than PCT percent of its files.
+    #[arg(long, value_name = "PCT", default_value_t = 50)]
+    pub max_delete: u32,
+    /// Override the --max-delete stop (only that one).
+    #[arg(long)]
+    pub force: bool,
+    /// Allow syncing a replica that was emptied (only that stop).
+    #[arg(long)]
+    pub allow_empty: bool,
+    /// Take the replicas' locks even if another run seems to hold them.
+    #[arg(long)]
+    pub force_unlock: bool,
+    /// Stop cleanly after this long (e.g. 90s, 30m, 2h); exit 52, the next run resumes.
+    #[arg(long, value_name = "DURATION")]
+    pub max_time: Option<String>,
+    /// Purge .deltasync/deleted and conflicts entries older than N days (0: keep forever).
+    #[arg(long, value_name = "N", default_value_t = 30)]
+    pub retention_days: u32,
+    /// Keep the state database here instead of A/.deltasync/state/.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Print each change.
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+    /// Print only errors and warnings.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Show progress.
+    #[arg(long)]
+    pub progress: bool,
+    /// Print one JSON summary object on stdout.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub transfer: TransferArgs,
+    #[command(flatten)]
+    pub ssh: SshArgs,
+    /// Replica A: a local path or [user@]host:path or ssh://[user@]host[:port]/path.
+    pub a: String,
+    /// Replica B, in the same forms.
+    pub b: String,
+}
+
+/// `deltasync reset`.
+#[derive(Debug, Args)]
+pub struct ResetArgs {
+    /// Where the state database is, if not in A/.deltasync/state/.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub transfer: TransferArgs,
+    #[command(flatten)]
+    pub ssh: SshArgs,
+    /// Replica A.
+    pub a: String,
+    /// Replica B.
+    pub b: String,
 }

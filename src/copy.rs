@@ -14,17 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::cli::CopyArgs;
 
 pub fn copy(args: &CopyArgs) -> Result<()> {
-    let mut excludes = args.exclude.clone();
-    for file in &args.exclude_from {
-        let text = std::fs::read_to_string(file)
-            .with_context(|| format!("--exclude-from {}", file.display()))?;
-        excludes.extend(
-            text.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(String::from),
-        );
-    }
+    let excludes = read_excludes(&args.exclude, &args.exclude_from)?;
     let job = CopyJob {
         src: Location::parse(&args.src).map_err(anyhow::Error::msg)?,
         dst: Location::parse(&args.dst).map_err(anyhow::Error::msg)?,
@@ -45,6 +35,23 @@ pub fn copy(args: &CopyArgs) -> Result<()> {
     out.finish(&summary, result.as_ref().err().map(|e| e.to_string()));
     result?;
     Ok(())
+}
+
+/// `--exclude` patterns plus those of each `--exclude-from` file (one per
+/// line; blank lines and `#` comments skipped).
+pub fn read_excludes(patterns: &[String], files: &[std::path::PathBuf]) -> Result<Vec<String>> {
+    let mut excludes = patterns.to_vec();
+    for file in files {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("--exclude-from {}", file.display()))?;
+        excludes.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(String::from),
+        );
+    }
+    Ok(excludes)
 }
 
 /// Renders copy events for people (or machines, with --json).
@@ -184,6 +191,7 @@ impl Reporter for Output {
                     ));
                 }
             }
+            Event::Applied { .. } | Event::Failed { .. } => {}
             Event::Warning(w) => {
                 if let Some(b) = &self.bar {
                     b.println(format!("deltasync: {w}"));
@@ -196,7 +204,7 @@ impl Reporter for Output {
 }
 
 /// 1234567 as "1,234,567", as rsync prints.
-fn group(n: u64) -> String {
+pub fn group(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {

@@ -6,6 +6,7 @@ mod connect;
 mod copy;
 mod rdiff;
 mod serve;
+mod sync;
 
 use std::process::ExitCode;
 
@@ -27,6 +28,8 @@ fn main() -> ExitCode {
         cli::Command::Delta(args) => rdiff::delta(args),
         cli::Command::Patch(args) => rdiff::patch(args),
         cli::Command::Copy(args) => copy::copy(args),
+        cli::Command::Sync(args) => sync::sync(args),
+        cli::Command::Reset(args) => sync::reset(args),
         cli::Command::Serve(args) => serve::serve(args),
     };
     match result {

@@ -29,6 +29,12 @@ pub const EXIT_PARTIAL: i32 = 23;
 pub const EXIT_VANISHED: i32 = 24;
 /// rsync's exit code for a timeout.
 pub const EXIT_TIMEOUT: i32 = 30;
+/// Ours: another run holds a replica's lock.
+pub const EXIT_LOCKED: i32 = 50;
+/// Ours: a safety stop; nothing was changed.
+pub const EXIT_SAFETY: i32 = 51;
+/// Ours: `--max-time` was reached; the next run resumes.
+pub const EXIT_TIME_BUDGET: i32 = 52;
 
 /// Something the driver could not do.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +89,23 @@ pub enum DriverError {
     /// SSH could not connect or log in.
     #[error(transparent)]
     Ssh(#[from] SshError),
+    /// Another run holds a lock.
+    #[error("{0}")]
+    LockHeld(String),
+    /// A safety stop fired before any change.
+    #[error("safety stop, nothing changed: {0}")]
+    SafetyStop(String),
+    /// `--max-time` was reached.
+    #[error(
+        "time budget reached after {secs} s; finished changes are recorded, the next run resumes"
+    )]
+    TimeBudget {
+        /// The budget.
+        secs: u64,
+    },
+    /// The state database failed.
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
     /// Some files were not transferred; each was reported as it failed.
     #[error("{failed} file(s) could not be transferred, {vanished} vanished")]
     Partial {
@@ -124,6 +147,10 @@ impl DriverError {
             },
             DriverError::Ssh(e) if e.is_startup() => EXIT_STARTUP,
             DriverError::Ssh(_) => EXIT_CONNECTION,
+            DriverError::LockHeld(_) => EXIT_LOCKED,
+            DriverError::SafetyStop(_) => EXIT_SAFETY,
+            DriverError::TimeBudget { .. } => EXIT_TIME_BUDGET,
+            DriverError::State(_) => EXIT_FILE_IO,
             DriverError::Partial { failed: 0, .. } => EXIT_VANISHED,
             DriverError::Partial { .. } => EXIT_PARTIAL,
         }

@@ -67,12 +67,12 @@ pub(super) fn handle(root: &Root, msg: &Message) -> Option<Message> {
             if p.is_root() {
                 return error(*id, code::REFUSED, &p, "refusing to stash the root");
             }
-            let (name, stamp) = match area {
-                0 => ("deleted", false),
-                1 => ("conflicts", true),
-                a => return error(*id, code::REFUSED, &p, format!("unknown stash area {a}")),
-            };
-            guarded(root, *id, &p, expect, || root.stash(&p, name, stamp))
+            match area {
+                0 => guarded(root, *id, &p, expect, || root.stash(&p, "deleted", false)),
+                1 => guarded(root, *id, &p, expect, || root.stash(&p, "conflicts", true)),
+                2 => guarded(root, *id, &p, expect, || root.stash_link(&p, "conflicts")),
+                a => error(*id, code::REFUSED, &p, format!("unknown stash area {a}")),
+            }
         }),
         Message::Rename {
             id,
@@ -104,6 +104,10 @@ pub(super) fn handle(root: &Root, msg: &Message) -> Option<Message> {
             Err(e) => error(*id, code::FILE_IO, &RelPath::root(), e),
         }),
         Message::Unlock { id } => Ok(done_or(*id, &RelPath::root(), root.unlock())),
+        Message::Pair { id, pair, set } => Ok(match root.pair_note(pair, set.as_deref()) {
+            Ok(old) => Message::Value { id: *id, text: old },
+            Err(e) => error(*id, code::FILE_IO, &RelPath::root(), e),
+        }),
         Message::Purge { id, days } => Ok(done_or(
             *id,
             &RelPath::root(),

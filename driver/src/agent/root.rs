@@ -249,6 +249,24 @@ impl Root {
     /// conflict copy always gets a timestamp suffix; a deleted entry gets
     /// one only when its name is already taken there.
     pub fn stash(&self, p: &RelPath, area: &str, always_stamp: bool) -> io::Result<()> {
+        self.stash_with(p, area, always_stamp, false)
+    }
+
+    /// Like [`Root::stash`], but a regular file is hard-linked, not moved:
+    /// the version stays in place (as the basis of the delta that will
+    /// replace it) and in the work directory, at no cost in space.
+    pub fn stash_link(&self, p: &RelPath, area: &str) -> io::Result<()> {
+        let link = self.lstat(p)?.is_some_and(|m| m.is_file());
+        self.stash_with(p, area, true, link)
+    }
+
+    fn stash_with(
+        &self,
+        p: &RelPath,
+        area: &str,
+        always_stamp: bool,
+        link: bool,
+    ) -> io::Result<()> {
         self.check_writable()?;
         let work = self.work_dir(area)?;
         let parent = p.parent();
@@ -265,7 +283,11 @@ impl Root {
             n += 1;
             target = suffixed(p.as_path(), &format!("{stamp}-{n}"));
         }
-        self.dir.rename(p.as_path(), &work, &target)
+        if link {
+            self.dir.hard_link(p.as_path(), &work, &target)
+        } else {
+            self.dir.rename(p.as_path(), &work, &target)
+        }
     }
 
     /// Renames `from` to `to` within the root, making `to`'s parents.
@@ -302,6 +324,38 @@ impl Root {
         self.dir.create_dir_all(WORK_DIR)?;
         self.dir.write(&rel, format!("{id}\n"))?;
         Ok(Some(id))
+    }
+
+    /// This replica's note about sync pair `pair` (kept in
+    /// `.deltasync/pairs/`), replaced by `set` when given. Returns the old
+    /// note. The note says "this replica has been synced in this pair", so
+    /// a lost state database is noticed instead of taken for a first sync.
+    pub fn pair_note(&self, pair: &str, set: Option<&str>) -> io::Result<String> {
+        if pair.is_empty() || !pair.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "pair ids are alphanumeric",
+            ));
+        }
+        let rel = Path::new(WORK_DIR).join("pairs").join(pair);
+        let old = match self.dir.read_to_string(&rel) {
+            Ok(t) => t.trim().to_string(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(e),
+        };
+        match set {
+            Some("") => {
+                self.check_writable()?;
+                let _ = self.dir.remove_file(&rel);
+            }
+            Some(v) => {
+                self.check_writable()?;
+                self.dir.create_dir_all(Path::new(WORK_DIR).join("pairs"))?;
+                self.dir.write(&rel, format!("{v}\n"))?;
+            }
+            None => {}
+        }
+        Ok(old)
     }
 
     /// Takes the lock, writing `owner` into it; `Err(holder)` if it is held

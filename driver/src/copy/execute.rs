@@ -27,6 +27,12 @@ use crate::path::RelPath;
 /// A file in flight.
 #[derive(Clone, Debug)]
 struct Xfer {
+    /// The action's index in the plan, for `Applied`/`Failed` events.
+    index: usize,
+    /// What the destination path must hold when the new file replaces it.
+    expect: Expect,
+    /// The new file's BLAKE3, from the source's `DeltaEnd`.
+    blake3: Option<[u8; 32]>,
     src: RelPath,
     dst: RelPath,
     size: u64,
@@ -42,6 +48,7 @@ struct Xfer {
 
 enum Op {
     Simple {
+        index: usize,
         line: Option<String>,
         path: RelPath,
         delete: bool,
@@ -60,6 +67,10 @@ struct Exec<'a> {
     active: usize,
     summary: &'a mut CopySummary,
     reporter: &'a mut dyn Reporter,
+    /// The index of the action being started.
+    current: usize,
+    /// `--max-time`: stop cleanly here.
+    deadline: Option<std::time::Instant>,
     /// Messages for the destination that go first (creations, deletions,
     /// signature requests), in order.
     control: VecDeque<Message>,
@@ -75,16 +86,16 @@ pub fn execute(
     plan: &Plan,
     src: &Agent,
     dst: &Agent,
-    whole_file: bool,
-    window: usize,
+    o: &ExecOptions,
     summary: &mut CopySummary,
     reporter: &mut dyn Reporter,
 ) -> Result<(), DriverError> {
     let mut x = Exec {
+        deadline: o.deadline,
         src,
         dst,
-        whole_file,
-        window: window.max(1),
+        whole_file: o.whole_file,
+        window: o.window.max(1),
         next_id: 1,
         ops: HashMap::new(),
         queue: VecDeque::new(),
@@ -94,20 +105,31 @@ pub fn execute(
         control: VecDeque::new(),
         data: HashMap::new(),
         turns: VecDeque::new(),
+        current: 0,
     };
     // Directory mtimes wait until everything inside them is written.
-    let (last, first): (Vec<&Action>, Vec<&Action>) = plan
-        .actions
-        .iter()
-        .partition(|a| matches!(a, Action::SetAttr { code, .. } if code.is_empty()));
-    for a in first {
-        x.start(a)?;
+    let last = |a: &Action| matches!(a, Action::SetAttr { code, .. } if code.is_empty());
+    for pass_last in [false, true] {
+        for (i, a) in plan.actions.iter().enumerate() {
+            if last(a) == pass_last {
+                x.current = i;
+                x.start(a)?;
+            }
+        }
+        x.run()?;
     }
-    x.run()?;
-    for a in last {
-        x.start(a)?;
-    }
-    x.run()
+    Ok(())
+}
+
+/// How [`execute`] runs.
+#[derive(Clone, Copy, Debug)]
+pub struct ExecOptions {
+    /// Send whole files, no deltas.
+    pub whole_file: bool,
+    /// Files in flight at once.
+    pub window: usize,
+    /// `--max-time`: stop cleanly here.
+    pub deadline: Option<std::time::Instant>,
 }
 
 fn send(agent: &Agent, m: Message) -> Result<(), DriverError> {
@@ -132,8 +154,12 @@ impl Exec<'_> {
                 path,
                 size,
                 code,
+                expect,
             } => {
                 self.queue.push_back(Xfer {
+                    index: self.current,
+                    expect: *expect,
+                    blake3: None,
                     src: src.clone(),
                     dst: path.clone(),
                     size: *size,
@@ -148,13 +174,31 @@ impl Exec<'_> {
                 });
                 self.pump()
             }
-            Action::Delete { path, .. } => {
+            Action::Delete { path, expect, .. } => {
                 let m = Message::Remove {
                     id: 0,
                     path: path.as_bytes().to_vec(),
-                    expect: Expect::Any,
+                    expect: *expect,
                 };
                 self.simple(m, path, line, true)
+            }
+            Action::Stash { path, area, expect } => {
+                let m = Message::Stash {
+                    id: 0,
+                    path: path.as_bytes().to_vec(),
+                    area: *area,
+                    expect: *expect,
+                };
+                self.simple(m, path, line, *area == 0)
+            }
+            Action::Move { from, to, expect } => {
+                let m = Message::Rename {
+                    id: 0,
+                    from: from.as_bytes().to_vec(),
+                    to: to.as_bytes().to_vec(),
+                    expect: *expect,
+                };
+                self.simple(m, to, line, false)
             }
             Action::Mkdir { path, mode } => {
                 let m = Message::Mkdir {
@@ -213,6 +257,8 @@ impl Exec<'_> {
         let id = self.id();
         match &mut m {
             Message::Remove { id: i, .. }
+            | Message::Stash { id: i, .. }
+            | Message::Rename { id: i, .. }
             | Message::Mkdir { id: i, .. }
             | Message::Symlink { id: i, .. }
             | Message::SetAttr { id: i, .. } => *i = id,
@@ -222,6 +268,7 @@ impl Exec<'_> {
         self.ops.insert(
             id,
             Op::Simple {
+                index: self.current,
                 line,
                 path: path.clone(),
                 delete,
@@ -255,7 +302,14 @@ impl Exec<'_> {
     }
 
     /// Ends transfer `id`: counted, reported, and its slot freed.
-    fn finish(&mut self, id: u64, failure: Option<(u32, String)>) -> Result<(), DriverError> {
+    /// `from_src` tells whose error it is: a source that changed while
+    /// read is retried, a destination that changed since the plan is not.
+    fn finish(
+        &mut self,
+        id: u64,
+        failure: Option<(u32, String)>,
+        from_src: bool,
+    ) -> Result<(), DriverError> {
         let Some(Op::Xfer(x)) = self.ops.remove(&id) else {
             return Ok(());
         };
@@ -267,12 +321,16 @@ impl Exec<'_> {
                 self.summary.literal += x.literal;
                 self.summary.matched += x.matched;
                 self.summary.transferred_size += x.size;
+                self.reporter.event(Event::Applied {
+                    index: x.index,
+                    blake3: x.blake3,
+                });
                 self.reporter.event(Event::Item {
                     line: &format!("{} {}", x.code, x.dst.display()),
                     path: &x.dst,
                 });
             }
-            Some((c, _)) if c == code::CHANGED && x.attempt < 2 => {
+            Some((c, _)) if c == code::CHANGED && from_src && x.attempt < 2 => {
                 self.reporter.event(Event::Warning(&format!(
                     "{}: changed while being read; trying again",
                     x.src.display()
@@ -298,13 +356,23 @@ impl Exec<'_> {
                 });
             }
             Some((c, msg)) if c == code::VANISHED => {
+                self.reporter.event(Event::Failed {
+                    index: x.index,
+                    code: c,
+                    message: &msg,
+                });
                 self.reporter.event(Event::Warning(&format!(
                     "file has vanished: {} ({msg})",
                     x.src.display()
                 )));
                 self.summary.vanished.push(x.src.display());
             }
-            Some((_, msg)) => {
+            Some((c, msg)) => {
+                self.reporter.event(Event::Failed {
+                    index: x.index,
+                    code: c,
+                    message: &msg,
+                });
                 self.reporter
                     .event(Event::Warning(&format!("{}: {msg}", x.dst.display())));
                 self.summary.failed.push(x.dst.display());
@@ -328,7 +396,13 @@ impl Exec<'_> {
             // choose which one only when it can be taken: so a large file's
             // chunks never sit in a queue ahead of a small file's.
             let to_dst = self.has_outgoing().then(|| sel.send(&dst_out));
-            let oper = sel.select();
+            let oper = match self.deadline {
+                None => sel.select(),
+                Some(d) => match sel.select_deadline(d) {
+                    Ok(op) => op,
+                    Err(_) => return self.out_of_time(),
+                },
+            };
             let i = oper.index();
             if Some(i) == to_dst {
                 let (m, credit) = self.next_outgoing();
@@ -368,6 +442,36 @@ impl Exec<'_> {
 
     /// True if a message for the destination is waiting. Drops turns of
     /// files whose queues were discarded, so `next_outgoing` always has one.
+    /// The deadline passed: abandon what is in flight (a patch keeps its
+    /// verified prefix for the next run) and report the budget reached.
+    fn out_of_time(&mut self) -> Result<(), DriverError> {
+        let ids: Vec<u64> = self
+            .ops
+            .iter()
+            .filter(|(_, op)| matches!(op, Op::Xfer(_)))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            let abort = Message::Error {
+                id,
+                code: code::ABORTED,
+                path: Vec::new(),
+                message: String::new(),
+            };
+            let _ = send(self.src, abort.clone());
+            let _ = send(self.dst, abort);
+        }
+        self.queue.clear();
+        let secs = self
+            .deadline
+            .map(|d| {
+                d.saturating_duration_since(std::time::Instant::now())
+                    .as_secs()
+            })
+            .unwrap_or(0);
+        Err(DriverError::TimeBudget { secs })
+    }
+
     fn has_outgoing(&mut self) -> bool {
         let data = &self.data;
         self.turns
@@ -459,12 +563,22 @@ impl Exec<'_> {
                 )?;
             }
             Message::Done { id } => match self.ops.get(&id) {
-                Some(Op::Xfer(_)) => self.finish(id, None)?,
+                Some(Op::Xfer(_)) => self.finish(id, None, false)?,
                 Some(Op::Simple { .. }) => {
-                    if let Some(Op::Simple { line, path, delete }) = self.ops.remove(&id) {
+                    if let Some(Op::Simple {
+                        index,
+                        line,
+                        path,
+                        delete,
+                    }) = self.ops.remove(&id)
+                    {
                         if delete {
                             self.summary.deleted += 1;
                         }
+                        self.reporter.event(Event::Applied {
+                            index,
+                            blake3: None,
+                        });
                         if let Some(l) = line {
                             self.reporter.event(Event::Item {
                                 line: &l,
@@ -491,10 +605,15 @@ impl Exec<'_> {
                             },
                         );
                     }
-                    self.finish(id, Some((code, message)))?;
+                    self.finish(id, Some((code, message)), false)?;
                 }
                 Some(Op::Simple { .. }) => {
-                    if let Some(Op::Simple { path, .. }) = self.ops.remove(&id) {
+                    if let Some(Op::Simple { index, path, .. }) = self.ops.remove(&id) {
+                        self.reporter.event(Event::Failed {
+                            index,
+                            code,
+                            message: &message,
+                        });
                         self.reporter
                             .event(Event::Warning(&format!("{}: {message}", path.display())));
                         self.summary.failed.push(path.display());
@@ -520,13 +639,14 @@ impl Exec<'_> {
                 x.patching = true;
                 let dst = x.dst.as_bytes().to_vec();
                 let shown = x.dst.display();
+                let expect = x.expect;
                 self.queue_data(
                     id,
                     Message::PatchRequest {
                         id,
                         path: dst,
                         resume_len: skipped,
-                        expect: Expect::Any,
+                        expect,
                     },
                 );
                 if skipped > 0 {
@@ -561,6 +681,7 @@ impl Exec<'_> {
                 };
                 x.literal = literal;
                 x.matched = matched + skipped;
+                x.blake3 = Some(blake3);
                 self.queue_data(
                     id,
                     Message::DeltaEnd {
@@ -588,7 +709,7 @@ impl Exec<'_> {
                             message: String::new(),
                         });
                     }
-                    self.finish(id, Some((code, message)))?;
+                    self.finish(id, Some((code, message)), true)?;
                 }
             }
             other => {

@@ -9,7 +9,7 @@
 //!
 //! Both sides may be local or remote; a local side is a child `serve`.
 
-mod execute;
+pub(crate) mod execute;
 pub mod plan;
 
 use std::time::{Duration, Instant};
@@ -93,6 +93,22 @@ pub enum Event<'a> {
     },
     /// A file failed or needed a retry.
     Warning(&'a str),
+    /// Plan action `index` succeeded; for a transfer, the new file's BLAKE3.
+    Applied {
+        /// The action's index in the plan.
+        index: usize,
+        /// The BLAKE3 of what was written, for transfers.
+        blake3: Option<[u8; 32]>,
+    },
+    /// Plan action `index` failed (and was reported as a warning).
+    Failed {
+        /// The action's index in the plan.
+        index: usize,
+        /// The agent's error code (`link::code`).
+        code: u32,
+        /// The agent's message.
+        message: &'a str,
+    },
 }
 
 /// Receives [`Event`]s; the CLI renders them.
@@ -294,6 +310,8 @@ fn run(
             if let Some(line) = plan::itemize_line(a) {
                 let path = match a {
                     Action::Delete { path, .. }
+                    | Action::Stash { path, .. }
+                    | Action::Move { to: path, .. }
                     | Action::Mkdir { path, .. }
                     | Action::Symlink { path, .. }
                     | Action::Transfer { path, .. }
@@ -308,8 +326,11 @@ fn run(
         &plan,
         &agents[0],
         &agents[1],
-        o.whole_file,
-        o.window,
+        &execute::ExecOptions {
+            whole_file: o.whole_file,
+            window: o.window,
+            deadline: None,
+        },
         summary,
         reporter,
     )
@@ -373,6 +394,7 @@ fn try_list(
             filters: filters.to_vec(),
             checksum,
             if_digest: None,
+            digest_only: false,
         })
         .map_err(|_| {
             DriverError::Wire(WireError::Truncated {

@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use deltasync_wire::{Entry, EntryKind};
+use deltasync_wire::{Entry, EntryKind, Expect};
 
 use crate::path::RelPath;
 
@@ -27,6 +27,27 @@ pub enum Action {
         path: RelPath,
         /// What it is.
         kind: EntryKind,
+        /// What must be there for the removal to go ahead.
+        expect: Expect,
+    },
+    /// Move an entry into the work directory: `.deltasync/deleted` (area 0)
+    /// or `.deltasync/conflicts` (1; 2 keeps the file by hard link).
+    Stash {
+        /// What to stash.
+        path: RelPath,
+        /// Where to.
+        area: u8,
+        /// What must be there.
+        expect: Expect,
+    },
+    /// Rename within the destination.
+    Move {
+        /// The old path.
+        from: RelPath,
+        /// The new path.
+        to: RelPath,
+        /// What must be at `from`.
+        expect: Expect,
     },
     /// Create a directory.
     Mkdir {
@@ -56,6 +77,8 @@ pub enum Action {
         size: u64,
         /// rsync's itemize code.
         code: String,
+        /// What the destination path must hold when the new file replaces it.
+        expect: Expect,
     },
     /// Fix mode and/or mtime of an entry whose contents are right.
     SetAttr {
@@ -113,6 +136,7 @@ pub fn plan(
             early.push(Action::Delete {
                 path: path.clone(),
                 kind: o.kind,
+                expect: Expect::Any,
             });
         }
         match e.kind {
@@ -168,6 +192,7 @@ pub fn plan(
                         path,
                         size: e.size,
                         code: new_code(dir, 'f'),
+                        expect: Expect::Any,
                     });
                     continue;
                 };
@@ -186,6 +211,7 @@ pub fn plan(
                         path,
                         size: e.size,
                         code: itemize(dir, 'f', sum, size, time, perms),
+                        expect: Expect::Any,
                     });
                 } else if time || perms {
                     plan.actions.push(Action::SetAttr {
@@ -218,6 +244,7 @@ pub fn plan(
                 early.push(Action::Delete {
                     path: p.clone(),
                     kind: e.kind,
+                    expect: Expect::Any,
                 });
             }
         }
@@ -256,7 +283,7 @@ pub fn itemize_line(a: &Action) -> Option<String> {
         }
     };
     match a {
-        Action::Delete { path, kind } => Some(format!(
+        Action::Delete { path, kind, .. } => Some(format!(
             "*deleting   {}",
             shown(path, *kind == EntryKind::Dir)
         )),
@@ -269,6 +296,12 @@ pub fn itemize_line(a: &Action) -> Option<String> {
             String::from_utf8_lossy(target)
         )),
         Action::Transfer { path, code, .. } => Some(format!("{code} {}", path.display())),
+        Action::Stash { path, .. } => Some(format!("*stashing   {}", path.display())),
+        Action::Move { from, to, .. } => Some(format!(
+            "*moving     {} -> {}",
+            from.display(),
+            to.display()
+        )),
         Action::SetAttr { code, .. } if code.is_empty() => None,
         Action::SetAttr { path, code, .. } => Some(format!(
             "{code} {}",

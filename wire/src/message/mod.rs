@@ -126,6 +126,8 @@ pub enum Message {
         checksum: bool,
         /// Answer `ListSame` instead of the entries if the listing's digest is this.
         if_digest: Option<[u8; 32]>,
+        /// Answer `ListSame` with the digest whatever it is: no entries.
+        digest_only: bool,
     },
     Entry {
         id: u64,
@@ -259,6 +261,14 @@ pub enum Message {
         id: u64,
         days: u32,
     },
+    /// Read (and, with `set`, replace) this replica's note about sync pair
+    /// `pair` (the other side's replica id); answered by `Value` with the
+    /// old note, empty if none.
+    Pair {
+        id: u64,
+        pair: String,
+        set: Option<String>,
+    },
     Bye,
 }
 
@@ -286,6 +296,7 @@ mod kind {
     pub const LOCK: u8 = 0x65;
     pub const UNLOCK: u8 = 0x66;
     pub const PURGE: u8 = 0x67;
+    pub const PAIR: u8 = 0x68;
     pub const PATCH_REQUEST: u8 = 0x40;
     pub const DONE: u8 = 0x41;
     pub const MKDIR: u8 = 0x50;
@@ -328,7 +339,8 @@ impl Message {
             | Rename { id, .. }
             | Lock { id, .. }
             | Unlock { id }
-            | Purge { id, .. } => Some(*id),
+            | Purge { id, .. }
+            | Pair { id, .. } => Some(*id),
         }
     }
 
@@ -364,6 +376,7 @@ impl Message {
                 filters,
                 checksum,
                 if_digest,
+                digest_only,
             } => {
                 e.varint(*id)
                     .bytes(under)
@@ -372,7 +385,7 @@ impl Message {
                 for f in filters {
                     e.str(f);
                 }
-                e.opt_hash(if_digest);
+                e.opt_hash(if_digest).u8(u8::from(*digest_only));
                 kind::LIST
             }
             Message::Entry { id, entry } => {
@@ -533,6 +546,14 @@ impl Message {
                 e.varint(*id).varint(u64::from(*days));
                 kind::PURGE
             }
+            Message::Pair { id, pair, set } => {
+                e.varint(*id).str(pair);
+                match set {
+                    Some(v) => e.u8(1).str(v),
+                    None => e.u8(0),
+                };
+                kind::PAIR
+            }
         };
         (k, e.buf)
     }
@@ -587,6 +608,7 @@ impl Message {
                     filters,
                     checksum,
                     if_digest: d.opt_hash()?,
+                    digest_only: d.bool()?,
                 }
             }
             kind::ENTRY => Message::Entry {
@@ -705,6 +727,15 @@ impl Message {
                 id: d.varint()?,
                 days: d.u32()?,
             },
+            kind::PAIR => Message::Pair {
+                id: d.varint()?,
+                pair: d.string(MAX_TEXT)?,
+                set: if d.bool()? {
+                    Some(d.string(MAX_TEXT)?)
+                } else {
+                    None
+                },
+            },
             _ => return Err(WireError::UnknownMessage { kind: k }),
         };
         d.finish()?;
@@ -737,6 +768,7 @@ fn kind_name(k: u8) -> Option<&'static str> {
         kind::LOCK => "Lock",
         kind::UNLOCK => "Unlock",
         kind::PURGE => "Purge",
+        kind::PAIR => "Pair",
         kind::PATCH_REQUEST => "PatchRequest",
         kind::DONE => "Done",
         kind::MKDIR => "Mkdir",

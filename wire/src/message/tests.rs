@@ -43,6 +43,7 @@ fn samples() -> Vec<Message> {
             filters: vec!["*.o".into(), "/target/".into()],
             checksum: true,
             if_digest: Some([3; 32]),
+            digest_only: true,
         },
         Message::DeltaStart {
             id: 4,
@@ -153,6 +154,16 @@ fn samples() -> Vec<Message> {
         },
         Message::Unlock { id: 15 },
         Message::Purge { id: 16, days: 30 },
+        Message::Pair {
+            id: 17,
+            pair: "p1".into(),
+            set: Some("other".into()),
+        },
+        Message::Pair {
+            id: 18,
+            pair: "p1".into(),
+            set: None,
+        },
     ]
 }
 
