@@ -52,6 +52,9 @@ enum Op {
         line: Option<String>,
         path: RelPath,
         delete: bool,
+        /// The first of an action's two messages (a symlink, then its
+        /// mtime): its success is not yet the action's.
+        part: bool,
     },
     Xfer(Xfer),
 }
@@ -221,6 +224,9 @@ impl Exec<'_> {
                     target: target.clone(),
                 };
                 self.simple(m, path, None, false)?;
+                if let Some(Op::Simple { part, .. }) = self.ops.get_mut(&self.next_id) {
+                    *part = true;
+                }
                 let m = Message::SetAttr {
                     id: 0,
                     path: path.as_bytes().to_vec(),
@@ -272,6 +278,7 @@ impl Exec<'_> {
                 line,
                 path: path.clone(),
                 delete,
+                part: false,
             },
         );
         Ok(())
@@ -570,15 +577,18 @@ impl Exec<'_> {
                         line,
                         path,
                         delete,
+                        part,
                     }) = self.ops.remove(&id)
                     {
                         if delete {
                             self.summary.deleted += 1;
                         }
-                        self.reporter.event(Event::Applied {
-                            index,
-                            blake3: None,
-                        });
+                        if !part {
+                            self.reporter.event(Event::Applied {
+                                index,
+                                blake3: None,
+                            });
+                        }
                         if let Some(l) = line {
                             self.reporter.event(Event::Item {
                                 line: &l,

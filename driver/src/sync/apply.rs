@@ -91,23 +91,27 @@ pub(super) fn apply(
 }
 
 /// The copy actions of `phase` on `side`, and for each its change's index.
+///
+/// Phase 1 is moves, then stashes and removals; phase 2 everything else.
+/// Moves go first because a file may be moved out of a directory that is
+/// then stashed as a whole (a renamed folder leaves its old one empty).
 fn actions_for(plan: &Plan, side: Side, phase: u8) -> (Vec<Action>, Vec<(usize, usize)>) {
+    let rank = |step: &Step| match step {
+        Step::Move { .. } => 0,
+        Step::Stash { .. } | Step::Remove { .. } => 1,
+        _ => 2,
+    };
+    let wanted: &[u8] = if phase == 1 { &[0, 1] } else { &[2] };
     let mut actions = Vec::new();
     let mut map = Vec::new();
-    for (ci, c) in plan.changes.iter().enumerate() {
-        for (si, step) in c.steps.iter().enumerate() {
-            if step.side() != side {
-                continue;
+    for &r in wanted {
+        for (ci, c) in plan.changes.iter().enumerate() {
+            for (si, step) in c.steps.iter().enumerate() {
+                if step.side() == side && rank(step) == r {
+                    actions.push(to_action(step));
+                    map.push((ci, si));
+                }
             }
-            let first = matches!(
-                step,
-                Step::Move { .. } | Step::Stash { .. } | Step::Remove { .. }
-            );
-            if first != (phase == 1) {
-                continue;
-            }
-            actions.push(to_action(step));
-            map.push((ci, si));
         }
     }
     (actions, map)

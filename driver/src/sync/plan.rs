@@ -879,7 +879,17 @@ pub fn plan(
     }
     pl.settle_dirs();
     // Files each side loses: a deleted file counts one, a deleted
-    // directory every file under it there.
+    // directory every file under it there, except those moved out first.
+    let moved_out: BTreeSet<(Side, RelPath)> = pl
+        .plan
+        .changes
+        .iter()
+        .flat_map(|c| c.steps.iter())
+        .filter_map(|s| match s {
+            Step::Move { side, from, .. } => Some((*side, from.clone())),
+            _ => None,
+        })
+        .collect();
     for c in &pl.plan.changes {
         for step in &c.steps {
             if let Step::Stash {
@@ -893,7 +903,11 @@ pub fn plan(
                 let files = pl
                     .listing(*side)
                     .iter()
-                    .filter(|(q, e)| e.kind == EntryKind::File && q.starts_with(path))
+                    .filter(|(q, e)| {
+                        e.kind == EntryKind::File
+                            && q.starts_with(path)
+                            && !moved_out.contains(&(*side, (*q).clone()))
+                    })
                     .count();
                 pl.plan.deleted_files[idx(*side)] += files as u64;
             }

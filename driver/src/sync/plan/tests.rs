@@ -265,6 +265,11 @@ fn renames_become_moves() {
         "nothing is sent again: {l:#?}"
     );
     assert!(l.contains(&"a->b delete   old/".to_string()), "{l:#?}");
+    assert_eq!(
+        pl.deleted_files,
+        [0, 0],
+        "a file moved out of a deleted folder is not lost"
+    );
 }
 
 #[test]
