@@ -7,16 +7,21 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// deltasync keeps folders in step across slow links.
 ///
-/// Today it speaks rdiff: `signature`, `delta` and `patch` read and write
-/// librsync 2.3's formats byte for byte, so deltasync and rdiff can stand in
-/// for each other at any step.
+/// `sync` keeps two folders the same, both ways, with a state database,
+/// conflict copies and soft deletes; `copy` sends one way, like rsync -a.
+/// Either side may be local or remote over SSH. `signature`, `delta` and
+/// `patch` read and write librsync 2.3's formats byte for byte, as rdiff.
 #[derive(Debug, Parser)]
 #[command(name = "deltasync", version, propagate_version = true)]
-#[command(after_help = "Example, a round trip that rdiff could do too:\n  \
-    deltasync signature old.bin old.sig\n  \
-    deltasync delta old.sig new.bin new.delta\n  \
-    deltasync patch old.bin new.delta rebuilt.bin\n\n\
-    Exit codes: 0 ok, 1 usage, 11 file I/O, 12 bad signature or delta data.")]
+#[command(after_help = "Examples:\n  \
+    deltasync sync ~/share office-b:/srv/share      two-way; run it from cron\n  \
+    deltasync sync -n ~/share office-b:/srv/share   show what it would do\n  \
+    deltasync copy -av src/ backup/                 one-way, like rsync -av\n  \
+    deltasync signature old.bin old.sig             as rdiff\n\n\
+    Exit codes: 0 ok, 1 usage, 2 protocol mismatch, 5 cannot start or log in,\n\
+    10 connection I/O, 11 file I/O, 12 bad data, 23 partial, 24 vanished,\n\
+    30 timeout, 50 lock held, 51 safety stop (nothing changed),\n\
+    52 time budget reached (the next run resumes).")]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]

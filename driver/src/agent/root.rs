@@ -117,15 +117,21 @@ impl Root {
         self.set_mode(p, mode)
     }
 
-    /// Creates a symlink, replacing an existing symlink or file in its place.
+    /// Creates a symlink, replacing an existing symlink in its place.
+    ///
+    /// Anything else in the way is refused, never removed: a client that
+    /// means to replace a file or directory removes or stashes it first,
+    /// and a file that appeared there since the client's plan (RACE: a
+    /// user writing while a sync runs) must not be lost.
     pub fn symlink(&self, p: &RelPath, target: &[u8]) -> io::Result<()> {
         use std::os::unix::ffi::OsStrExt;
         self.check_writable()?;
         if let Some(m) = self.lstat(p)? {
-            if m.is_dir() {
+            if !m.file_type().is_symlink() {
+                let what = if m.is_dir() { "a directory" } else { "a file" };
                 return Err(io::Error::new(
                     io::ErrorKind::AlreadyExists,
-                    "a directory is in the way",
+                    format!("{what} is in the way of the symlink"),
                 ));
             }
             self.dir.remove_file_or_symlink(p.as_path())?;
@@ -408,14 +414,21 @@ impl Root {
             let Ok(dir) = self.dir.open_dir_nofollow(&rel) else {
                 continue;
             };
-            removed += purge_dir(&dir, Path::new(""), cutoff_secs)?;
+            removed += purge_dir(&dir, Path::new(""), cutoff_secs, true)?;
         }
         Ok(removed)
     }
 }
 
-/// Removes entries under `dir/sub` stashed before `cutoff`; prunes emptied directories.
-fn purge_dir(dir: &Dir, sub: &Path, cutoff: i64) -> io::Result<u64> {
+/// Removes entries under `dir/sub` stashed before `cutoff`; prunes emptied
+/// directories.
+///
+/// An entry's age is its ctime, which the stashing rename set. But a
+/// directory stashed whole keeps its contents' old ctimes, so an entry goes
+/// only if it *and every directory above it* (below the area) are older
+/// than the cutoff (`parents_old`): stashing into a directory renews its
+/// ctime, which keeps everything under it. That errs toward keeping.
+fn purge_dir(dir: &Dir, sub: &Path, cutoff: i64, parents_old: bool) -> io::Result<u64> {
     let mut removed = 0;
     let here = if sub.as_os_str().is_empty() {
         Path::new(".")
@@ -426,15 +439,14 @@ fn purge_dir(dir: &Dir, sub: &Path, cutoff: i64) -> io::Result<u64> {
         let e = e?;
         let p = sub.join(e.file_name());
         let m = dir.symlink_metadata(&p)?;
+        let old = parents_old && m.ctime() < cutoff;
         if m.is_dir() && !m.file_type().is_symlink() {
-            removed += purge_dir(dir, &p, cutoff)?;
-            if m.ctime() < cutoff {
-                // A stashed directory as a whole, or one left empty.
-                if dir.remove_dir(&p).is_ok() || (dir.remove_dir_all(&p).is_ok()) {
-                    removed += 1;
-                }
+            removed += purge_dir(dir, &p, cutoff, old)?;
+            // Only once empty: what is left under it is younger.
+            if old && dir.remove_dir(&p).is_ok() {
+                removed += 1;
             }
-        } else if m.ctime() < cutoff {
+        } else if old {
             dir.remove_file_or_symlink(&p)?;
             removed += 1;
         }

@@ -270,7 +270,9 @@ impl Tracker<'_> {
             return; // the simulated crash: applied, never recorded
         }
         let c = &self.plan.changes[ci];
-        if let Err(e) = commit(self.db, &c.records, &self.hashes) {
+        // One transaction per change: a move's two rows land together.
+        let hashes = &self.hashes;
+        if let Err(e) = self.db.batch(|db| commit(db, &c.records, hashes)) {
             self.summary.failed.push(format!("{}: {e}", c.line.trim()));
             return;
         }

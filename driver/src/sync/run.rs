@@ -315,23 +315,33 @@ fn run(
         })?;
     }
     let mut listings = [HashMap::new(), HashMap::new()];
-    let mut unchanged = [false, false];
+    // Each side's listing digest as read now (None: it matched the stored one).
+    let mut fresh: [Option<[u8; 32]>; 2] = [None, None];
     for i in 0..2 {
         match collect_listing(&agents[i])? {
-            Some(entries) => listings[i] = entries,
-            None => {
-                unchanged[i] = true;
-                listings[i] = from_state(&state, if i == 0 { Side::A } else { Side::B });
+            Some((entries, digest)) => {
+                listings[i] = entries;
+                fresh[i] = Some(digest);
             }
+            None => listings[i] = from_state(&state, if i == 0 { Side::A } else { Side::B }),
         }
     }
-    if unchanged == [true, true] {
+    if fresh == [None, None] {
         reporter.event(Event::Planned {
             actions: 0,
             transfers: 0,
             bytes: 0,
         });
-        return finish(job, agents, &mut db, [false, false], o.retention_days);
+        return finish(
+            job,
+            agents,
+            &db,
+            Digests {
+                fresh,
+                changed: [false, false],
+                clean: true,
+            },
+        );
     }
 
     // Hash only what needs it.
@@ -417,51 +427,63 @@ fn run(
         },
         other => other,
     })?;
-    finish(job, agents, &mut db, changed, o.retention_days)
+    let clean = summary.failed.is_empty() && summary.conflicts_skipped == 0 && busy.is_empty();
+    finish(
+        job,
+        agents,
+        &db,
+        Digests {
+            fresh,
+            changed,
+            clean,
+        },
+    )
 }
 
-/// After a run: record the digest of each changed side's listing (so an
-/// unchanged side costs only a digest next time), and purge old stashes.
+/// What [`finish`] needs to know to record listing digests.
+struct Digests {
+    /// Each side's digest as listed at the start (None: unchanged since stored).
+    fresh: [Option<[u8; 32]>; 2],
+    /// Sides this run changed.
+    changed: [bool; 2],
+    /// No change failed, was skipped or was left for the next run.
+    clean: bool,
+}
+
+/// After a run: record each side's listing digest, and purge old stashes.
+///
+/// A stored digest lets the next run skip a side's listing when the agent's
+/// digest still matches, so it must describe exactly what the state now
+/// records for that side. That holds for the listing read at the start,
+/// when this run changed nothing on the side and left nothing undone: the
+/// state then records that listing. Otherwise the digest is dropped and the
+/// next run lists the side in full. A digest taken after applying would
+/// race with a user's edit made meanwhile, which the state has not seen;
+/// that edit would then hide behind a matching digest.
 fn finish(
     job: &SyncJob,
     agents: &[Agent],
-    db: &mut Option<StateDb>,
-    changed: [bool; 2],
-    retention_days: u32,
+    db: &Option<StateDb>,
+    d: Digests,
 ) -> Result<(), DriverError> {
     let Some(db) = db.as_ref() else { return Ok(()) };
     if job.run.dry_run {
         return Ok(());
     }
-    let mut filters = job.run.excludes.clone();
-    if job.run.ignore_hidden {
-        filters.push(".*".into());
-    }
     for (i, key) in ["digest_a", "digest_b"].into_iter().enumerate() {
-        let stored = db.meta(key)?;
-        if !changed[i] && stored.is_some() {
-            continue;
-        }
-        let m = Message::List {
-            id: 20,
-            under: Vec::new(),
-            filters: filters.clone(),
-            checksum: false,
-            if_digest: None,
-            digest_only: true,
-        };
-        match call(&agents[i], m)? {
-            Message::ListSame { digest, .. } => db.set_meta(key, &hex(&digest))?,
-            other => return Err(unexpected(other)),
+        match d.fresh[i] {
+            _ if d.changed[i] || !d.clean => db.clear_meta(key)?,
+            Some(digest) => db.set_meta(key, &hex(&digest))?,
+            None => {} // the stored digest matched and still holds
         }
     }
-    if retention_days > 0 {
+    if job.run.retention_days > 0 {
         for a in agents {
             let _ = call(
                 a,
                 Message::Purge {
                     id: 30,
-                    days: retention_days,
+                    days: job.run.retention_days,
                 },
             )?;
         }
@@ -551,7 +573,7 @@ fn take_lock(agent: &Agent, force: bool, name: &str) -> Result<(), DriverError> 
 
 /// Receives a listing: `Some(entries)`, or `None` if the agent said the
 /// digest matched.
-fn collect_listing(agent: &Agent) -> Result<Option<HashMap<RelPath, Entry>>, DriverError> {
+fn collect_listing(agent: &Agent) -> Result<Option<Listing>, DriverError> {
     let mut out = HashMap::new();
     loop {
         match agent.incoming.recv() {
@@ -560,7 +582,7 @@ fn collect_listing(agent: &Agent) -> Result<Option<HashMap<RelPath, Entry>>, Dri
                     out.insert(p, entry);
                 }
             }
-            Ok(Ok(Message::ListEnd { .. })) => return Ok(Some(out)),
+            Ok(Ok(Message::ListEnd { digest, .. })) => return Ok(Some((out, digest))),
             Ok(Ok(Message::ListSame { .. })) => return Ok(None),
             Ok(Ok(Message::Error { message, .. })) => {
                 return Err(DriverError::SafetyStop(format!(
@@ -573,6 +595,9 @@ fn collect_listing(agent: &Agent) -> Result<Option<HashMap<RelPath, Entry>>, Dri
         }
     }
 }
+
+/// A listing and the agent's digest of it.
+type Listing = (HashMap<RelPath, Entry>, [u8; 32]);
 
 /// A side's listing as the state remembers it (its digest matched).
 fn from_state(state: &HashMap<RelPath, Synced>, side: Side) -> HashMap<RelPath, Entry> {
