@@ -379,7 +379,7 @@ pub struct SyncArgs {
     /// Keep the state database here instead of A/.deltasync/state/.
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
-    /// Print each change.
+    /// Accepted for habit: sync prints each change unless -q is given.
     #[arg(short = 'v', long)]
     pub verbose: bool,
     /// Print only errors and warnings.

@@ -681,7 +681,11 @@ fn sync_help_teaches() {
 fn an_unchanged_tree_costs_a_digest_and_an_edit_is_still_seen() {
     let p = pair();
     for i in 0..500 {
-        write(&p.a, &format!("d{}/file-{i}.txt", i % 10), format!("content {i}").as_bytes());
+        write(
+            &p.a,
+            &format!("d{}/file-{i}.txt", i % 10),
+            format!("content {i}").as_bytes(),
+        );
     }
     sync_ok(&p, &[]);
     // The first run changed B, so its digest was not kept: this run lists
@@ -689,8 +693,19 @@ fn an_unchanged_tree_costs_a_digest_and_an_edit_is_still_seen() {
     assert_eq!(changes(&sync_ok(&p, &[])), Vec::<String>::new());
     let quiet = sync_ok(&p, &[]);
     let wire = quiet["sent_bytes"].as_u64().unwrap() + quiet["received_bytes"].as_u64().unwrap();
-    assert!(wire < 4096, "a no-change run of 500 files moved {wire} bytes");
-    write(&p.b, "d3/file-3.txt", b"edited after the digest was recorded");
+    assert!(
+        wire < 4096,
+        "a no-change run of 500 files moved {wire} bytes"
+    );
+    write(
+        &p.b,
+        "d3/file-3.txt",
+        b"edited after the digest was recorded",
+    );
     let v = sync_ok(&p, &[]);
-    assert_eq!(read(&p.a, "d3/file-3.txt").unwrap(), b"edited after the digest was recorded", "{v}");
+    assert_eq!(
+        read(&p.a, "d3/file-3.txt").unwrap(),
+        b"edited after the digest was recorded",
+        "{v}"
+    );
 }

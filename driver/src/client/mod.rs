@@ -53,6 +53,9 @@ pub struct ConnectOptions {
     pub bwlimit: BwLimit,
     /// The ssh config file (default `~/.ssh/config`).
     pub ssh_config: Option<PathBuf>,
+    /// The binary a local side runs as `serve` (default: this process's
+    /// own executable; a program that links the driver sets it).
+    pub local_bin: Option<PathBuf>,
 }
 
 impl Default for ConnectOptions {
@@ -71,6 +74,7 @@ impl Default for ConnectOptions {
             compress_level: 3,
             bwlimit: BwLimit::off(),
             ssh_config: None,
+            local_bin: None,
         }
     }
 }
@@ -148,8 +152,12 @@ pub fn open(
 ) -> Result<Agent, DriverError> {
     match location {
         Location::Local(_) => {
-            let exe = std::env::current_exe()
-                .map_err(|e| DriverError::Startup(format!("cannot find our own binary: {e}")))?;
+            let exe = match &options.local_bin {
+                Some(bin) => bin.clone(),
+                None => std::env::current_exe().map_err(|e| {
+                    DriverError::Startup(format!("cannot find our own binary: {e}"))
+                })?,
+            };
             let cmd = serve_command_local(&exe, spec);
             let t = transport::spawn(cmd, options.timeout)
                 .map_err(|e| DriverError::Startup(e.to_string()))?;
