@@ -208,7 +208,7 @@ pub fn serve(
 
     let mut pending: HashMap<u64, Pending> = HashMap::new();
     let mut credits: HashMap<u64, Arc<Credit>> = HashMap::new();
-    let mut patches = Vec::new();
+    let mut patches: Vec<std::thread::JoinHandle<()>> = Vec::new();
     let result = loop {
         let msg = match reader.recv() {
             Ok(Some(Message::Bye)) | Ok(None) => break Ok(()),
@@ -358,6 +358,10 @@ pub fn serve(
                 let (tx, rx) = bounded(64);
                 pending.insert(id, Pending::Patch(tx));
                 let (root, out) = (root.clone(), out.clone());
+                // A finished thread keeps its stack until joined or
+                // detached: drop (detach) the finished ones, or a run of
+                // 100,000 files would hold 100,000 dead stacks.
+                patches.retain(|h| !h.is_finished());
                 patches.push(std::thread::spawn(move || {
                     jobs::patch(root, id, path, resume_len, expect, rx, out)
                 }));

@@ -155,6 +155,16 @@ impl StateDb {
         Ok(out)
     }
 
+    /// True if no entry is recorded (cheaper than [`StateDb::load`]).
+    pub fn is_empty(&self) -> Result<bool, StateError> {
+        self.conn
+            .query_row("SELECT EXISTS (SELECT 1 FROM entries)", [], |r| {
+                r.get::<_, bool>(0)
+            })
+            .map(|any| !any)
+            .map_err(|e| self.err(e))
+    }
+
     /// Records `s` as the synced version of `p`, in its own transaction.
     pub fn put(&self, p: &RelPath, s: &Synced) -> Result<(), StateError> {
         self.conn

@@ -180,12 +180,12 @@ fn run(
     } else {
         Some(StateDb::open(&db_path)?)
     };
-    let state = match &db {
-        Some(d) => d.load()?,
-        None => HashMap::new(),
-    };
     let known = [meta(&db, "replica_a")?, meta(&db, "replica_b")?];
-    let first = known[0].is_none() && known[1].is_none() && state.is_empty();
+    let remembers = match &db {
+        Some(d) => !d.is_empty()?,
+        None => false,
+    };
+    let first = known[0].is_none() && known[1].is_none() && !remembers;
 
     for l in [&job.a, &job.b] {
         let spec = AgentSpec {
@@ -318,12 +318,9 @@ fn run(
     // Each side's listing digest as read now (None: it matched the stored one).
     let mut fresh: [Option<[u8; 32]>; 2] = [None, None];
     for i in 0..2 {
-        match collect_listing(&agents[i])? {
-            Some((entries, digest)) => {
-                listings[i] = entries;
-                fresh[i] = Some(digest);
-            }
-            None => listings[i] = from_state(&state, if i == 0 { Side::A } else { Side::B }),
+        if let Some((entries, digest)) = collect_listing(&agents[i])? {
+            listings[i] = entries;
+            fresh[i] = Some(digest);
         }
     }
     if fresh == [None, None] {
@@ -342,6 +339,17 @@ fn run(
                 clean: true,
             },
         );
+    }
+
+    // Loaded only now: a run where both digests matched never needs it.
+    let state = match &db {
+        Some(d) => d.load()?,
+        None => HashMap::new(),
+    };
+    for (i, side) in [Side::A, Side::B].into_iter().enumerate() {
+        if fresh[i].is_none() {
+            listings[i] = from_state(&state, side);
+        }
     }
 
     // Hash only what needs it.
