@@ -709,3 +709,25 @@ fn an_unchanged_tree_costs_a_digest_and_an_edit_is_still_seen() {
         "{v}"
     );
 }
+
+#[test]
+fn empty_dirs_remove_prunes_what_the_run_emptied() {
+    let p = pair();
+    write(&p.a, "old/project/notes.txt", b"notes");
+    write(&p.a, "other.txt", b"other");
+    fs::create_dir(p.a.join("empty-on-purpose")).unwrap();
+    sync_ok(&p, &[]);
+    fs::remove_file(p.a.join("old/project/notes.txt")).unwrap();
+    sync_ok(&p, &["--empty-dirs", "remove", "--max-delete", "100"]);
+    assert!(
+        !p.a.join("old").exists() && !p.b.join("old").exists(),
+        "{:?}",
+        tree(&p.b)
+    );
+    assert!(
+        p.b.join("empty-on-purpose").is_dir(),
+        "an empty folder synced as such stays"
+    );
+    assert_eq!(contents_of_stash(&p.b, "deleted", "old"), b"notes");
+    assert_eq!(tree(&p.a), tree(&p.b));
+}

@@ -62,6 +62,8 @@ struct World {
     _tmp: tempfile::TempDir,
     roots: [PathBuf; 2],
     counter: u64,
+    /// `--empty-dirs remove`.
+    prune: bool,
 }
 
 impl World {
@@ -75,6 +77,7 @@ impl World {
             _tmp: tmp,
             roots,
             counter: 0,
+            prune: false,
         }
     }
 
@@ -157,7 +160,7 @@ impl World {
                 skip_deletion_a: false,
                 skip_deletion_b: false,
                 soft_delete: true,
-                remove_empty_dirs: false,
+                remove_empty_dirs: self.prune,
                 stamp: "20261126-000000".into(),
             },
             run: RunOptions {
@@ -245,8 +248,13 @@ fn superseded(
     })
 }
 
-fn run_model(initial: &[Op], rounds: &[(Vec<Op>, usize)]) -> Result<(), TestCaseError> {
+fn run_model(
+    initial: &[Op],
+    rounds: &[(Vec<Op>, usize)],
+    prune: bool,
+) -> Result<(), TestCaseError> {
     let mut w = World::new();
+    w.prune = prune;
     for op in initial {
         w.apply(op);
     }
@@ -311,7 +319,8 @@ proptest! {
     fn replicas_converge_and_no_version_is_lost(
         initial in prop::collection::vec(op(), 0..12),
         rounds in prop::collection::vec((prop::collection::vec(op(), 1..10), 0usize..6), 1..3),
+        prune in any::<bool>(),
     ) {
-        run_model(&initial, &rounds)?;
+        run_model(&initial, &rounds, prune)?;
     }
 }

@@ -247,6 +247,9 @@ impl Root {
             }
             (Expect::Dir, Some(m)) => m.is_dir(),
             (Expect::Symlink, Some(m)) => m.file_type().is_symlink(),
+            (Expect::EmptyDir, Some(m)) => {
+                m.is_dir() && self.dir.read_dir(p.as_path())?.next().is_none()
+            }
             (_, None) => false,
         })
     }

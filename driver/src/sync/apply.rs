@@ -13,6 +13,8 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
+use deltasync_wire::Expect;
+
 use super::plan::{Area, Plan, Record, Side, Step};
 use super::{RunOptions, SyncSummary};
 use crate::client::Agent;
@@ -92,26 +94,39 @@ pub(super) fn apply(
 
 /// The copy actions of `phase` on `side`, and for each its change's index.
 ///
-/// Phase 1 is moves, then stashes and removals; phase 2 everything else.
-/// Moves go first because a file may be moved out of a directory that is
-/// then stashed as a whole (a renamed folder leaves its old one empty).
+/// Phase 1 is moves, then stashes and removals; phase 2 the rest, ending
+/// with the removal of emptied directories (`--empty-dirs remove`),
+/// deepest first. Moves go first because a file may be moved out of a
+/// directory that is then stashed as a whole (a renamed folder leaves its
+/// old one empty).
 fn actions_for(plan: &Plan, side: Side, phase: u8) -> (Vec<Action>, Vec<(usize, usize)>) {
     let rank = |step: &Step| match step {
         Step::Move { .. } => 0,
+        Step::Remove {
+            expect: Expect::EmptyDir,
+            ..
+        } => 3,
         Step::Stash { .. } | Step::Remove { .. } => 1,
         _ => 2,
     };
-    let wanted: &[u8] = if phase == 1 { &[0, 1] } else { &[2] };
+    let wanted: &[u8] = if phase == 1 { &[0, 1] } else { &[2, 3] };
     let mut actions = Vec::new();
     let mut map = Vec::new();
     for &r in wanted {
+        let mut picked = Vec::new();
         for (ci, c) in plan.changes.iter().enumerate() {
             for (si, step) in c.steps.iter().enumerate() {
                 if step.side() == side && rank(step) == r {
-                    actions.push(to_action(step));
-                    map.push((ci, si));
+                    picked.push((ci, si));
                 }
             }
+        }
+        if r == 3 {
+            picked.reverse(); // changes run parents first; emptied directories go children first
+        }
+        for (ci, si) in picked {
+            actions.push(to_action(&plan.changes[ci].steps[si]));
+            map.push((ci, si));
         }
     }
     (actions, map)

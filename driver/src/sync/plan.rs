@@ -878,6 +878,9 @@ pub fn plan(
         }
     }
     pl.settle_dirs();
+    if o.remove_empty_dirs {
+        pl.prune_empty_dirs();
+    }
     // Files each side loses: a deleted file counts one, a deleted
     // directory every file under it there, except those moved out first.
     let moved_out: BTreeSet<(Side, RelPath)> = pl
@@ -900,6 +903,15 @@ pub fn plan(
             }
             | Step::Remove { side, path, .. } = step
             {
+                if matches!(
+                    step,
+                    Step::Remove {
+                        expect: Expect::EmptyDir,
+                        ..
+                    }
+                ) {
+                    continue; // an emptied directory: its files are counted already
+                }
                 let files = pl
                     .listing(*side)
                     .iter()
@@ -928,5 +940,6 @@ fn first_path(c: &Change) -> Option<RelPath> {
         .min()
 }
 
+mod prune;
 #[cfg(test)]
 mod tests;

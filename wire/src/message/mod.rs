@@ -67,6 +67,8 @@ pub enum Expect {
     Dir,
     /// A symlink.
     Symlink,
+    /// A directory with nothing in it.
+    EmptyDir,
 }
 
 /// A file's identity at one moment.
@@ -800,6 +802,7 @@ fn encode_expect(e: &mut Enc, x: &Expect) {
         Expect::File { size, mtime_ns } => e.u8(2).varint(*size).ivarint(*mtime_ns),
         Expect::Dir => e.u8(3),
         Expect::Symlink => e.u8(4),
+        Expect::EmptyDir => e.u8(5),
     };
 }
 
@@ -813,6 +816,7 @@ fn decode_expect(d: &mut Dec<'_>) -> Result<Expect, WireError> {
         },
         3 => Expect::Dir,
         4 => Expect::Symlink,
+        5 => Expect::EmptyDir,
         t => return Err(WireError::malformed("expectation", format!("tag {t}"))),
     })
 }

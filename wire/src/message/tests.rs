@@ -123,6 +123,11 @@ fn samples() -> Vec<Message> {
             path: b"f".to_vec(),
             expect: Expect::Absent,
         },
+        Message::Remove {
+            id: 9,
+            path: b"d".to_vec(),
+            expect: Expect::EmptyDir,
+        },
         Message::ReplicaId {
             id: 10,
             create: true,

@@ -320,3 +320,52 @@ fn type_clash_keeps_both_versions() {
     assert!(matches!(&c.steps[1], Step::Mkdir { side: Side::B, .. }));
     assert_eq!(pl.conflicts.len(), 1);
 }
+
+#[test]
+fn emptied_directories_go_with_empty_dirs_remove() {
+    let st = state(&[dir("d"), dir("d/e"), file("d/e/x", 1, 1), dir("keep")]);
+    let a = listing(&[dir("d"), dir("d/e"), dir("keep")]);
+    let b = listing(&[dir("d"), dir("d/e"), file("d/e/x", 1, 1), dir("keep")]);
+    let mut o = opts();
+    o.remove_empty_dirs = true;
+    let pl = plan(&st, &a, &b, &o);
+    let l = lines(&pl);
+    for want in [
+        "a->b delete   d/e/x",
+        "a<-b rmdir    d/e/",
+        "a->b rmdir    d/e/",
+        "a<-b rmdir    d/",
+        "a->b rmdir    d/",
+    ] {
+        assert!(l.contains(&want.to_string()), "{want}: {l:#?}");
+    }
+    assert!(
+        !l.iter().any(|x| x.contains("keep")),
+        "a directory already empty at the last sync stays: {l:#?}"
+    );
+    assert_eq!(
+        pl.deleted_files,
+        [0, 1],
+        "an emptied directory counts no file twice"
+    );
+    let l = lines(&plan(&st, &a, &b, &opts()));
+    assert!(
+        !l.iter().any(|x| x.contains("rmdir")),
+        "keep is the default: {l:#?}"
+    );
+    // Something arriving keeps the directory.
+    let b2 = listing(&[
+        dir("d"),
+        dir("d/e"),
+        file("d/e/x", 1, 1),
+        file("d/new", 2, 2),
+        dir("keep"),
+    ]);
+    let l = lines(&plan(&st, &a, &b2, &o));
+    assert!(l.contains(&"a<-b rmdir    d/e/".to_string()), "{l:#?}");
+    assert!(
+        !l.iter()
+            .any(|x| x.contains("rmdir    d/\n") || x.ends_with("rmdir    d/")),
+        "{l:#?}"
+    );
+}
