@@ -731,3 +731,50 @@ fn empty_dirs_remove_prunes_what_the_run_emptied() {
     assert_eq!(contents_of_stash(&p.b, "deleted", "old"), b"notes");
     assert_eq!(tree(&p.a), tree(&p.b));
 }
+
+#[test]
+fn a_file_rewritten_during_the_sync_never_lands_torn() {
+    use std::io::{Seek, Write};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let p = pair();
+    let len = 8 << 20;
+    write(&p.a, "busy.bin", &vec![0u8; len]);
+    write(&p.a, "calm.txt", b"calm");
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (stop, path) = (stop.clone(), p.a.join("busy.bin"));
+        std::thread::spawn(move || {
+            // Rewrites the file in place, one generation after another: a
+            // copy taken across two generations holds two different bytes.
+            let mut f = fs::File::options().write(true).open(path).unwrap();
+            let mut g = 1u8;
+            while !stop.load(Ordering::Relaxed) {
+                f.rewind().unwrap();
+                for _ in 0..8 {
+                    f.write_all(&vec![g; len / 8]).unwrap();
+                }
+                g = g.wrapping_add(1).max(1);
+            }
+        })
+    };
+    let (code, v) = run(&p, &[]);
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    assert!(code == 0 || code == 23, "{v}");
+    assert_eq!(
+        read(&p.b, "calm.txt").unwrap(),
+        b"calm",
+        "the rest of the tree syncs"
+    );
+    if let Some(got) = read(&p.b, "busy.bin") {
+        assert_eq!(got.len(), len);
+        assert!(got.iter().all(|&b| b == got[0]), "a torn copy landed: {v}");
+    }
+    sync_ok(&p, &[]);
+    assert_eq!(
+        read(&p.b, "busy.bin"),
+        read(&p.a, "busy.bin"),
+        "the next run syncs it"
+    );
+}
