@@ -16,8 +16,8 @@ use std::sync::Arc;
 
 use crossbeam::channel::{Receiver, Sender};
 use deltasync_engine::{
-    DeltaOptions, FileBasis, IndexedSignature, Limits, PatchError, SignatureParams, apply_delta,
-    read_signature, write_delta, write_signature,
+    DeltaOptions, FileBasis, IndexedSignature, Limits, PatchError, Signature, SignatureParams,
+    apply_delta, read_signature, write_delta, write_signature,
 };
 use deltasync_wire::{Expect, FileStat, Message, Partial};
 
@@ -57,6 +57,9 @@ fn io_code(e: &io::Error) -> u32 {
         code::FILE_IO
     }
 }
+
+/// Files up to this size are signed in memory on one thread.
+const SMALL_FILE: u64 = 1 << 20;
 
 /// The signature of the file at `p` (empty if there is none), then `SigEnd`.
 pub fn signature(
@@ -99,12 +102,24 @@ fn try_signature(
     }
     let mut w = ChunkWriter::new(out.clone(), |data| Message::SigChunk { id, data });
     match basis {
-        Some(f) => {
-            write_signature(io::BufReader::with_capacity(1 << 20, f), &mut w, params).map(|_| ())
+        Some(f) if basis_stat.is_some_and(|s| s.size > SMALL_FILE) => {
+            write_signature(io::BufReader::with_capacity(1 << 20, f), &mut w, params)
+                .map(|_| ())
+                .map_err(|e| fail(code::FILE_IO, &e))?;
         }
-        None => write_signature(io::empty(), &mut w, params).map(|_| ()),
+        // Small or missing: in memory on this thread, since starting the
+        // pipelined workers costs more than hashing a small file.
+        small => {
+            let mut data = Vec::new();
+            if let Some(f) = small {
+                f.take(SMALL_FILE + 1)
+                    .read_to_end(&mut data)
+                    .map_err(|e| fail(io_code(&e), &e))?;
+            }
+            w.write_all(&Signature::generate_on(&data, params, 1).to_bytes())
+                .map_err(|e| fail(code::FILE_IO, &e))?;
+        }
     }
-    .map_err(|e| fail(code::FILE_IO, &e))?;
     w.flush().map_err(|e| fail(code::FILE_IO, &e))?;
     let partial = if resume {
         partial_prefix(root, p)
@@ -216,13 +231,16 @@ fn try_delta(
     .map_err(|_| fail(code::FILE_IO, &"closed"))
 }
 
-/// What a patch job receives after its request.
+/// What a patch job receives after its request: delta bytes on `chunks`
+/// (`None` at the end), and the new file's stat and BLAKE3 on `end`, sent
+/// just before that `None`. A sender dropped early means the transfer was
+/// abandoned.
 #[derive(Debug)]
-pub enum PatchInput {
-    /// Delta bytes.
-    Chunk(Vec<u8>),
-    /// The end: the new file's stat and hash.
-    End(FileStat, [u8; 32]),
+pub struct PatchFeed {
+    /// Delta bytes, then `None`.
+    pub chunks: Receiver<Option<Vec<u8>>>,
+    /// The new file's stat and hash.
+    pub end: Receiver<(FileStat, [u8; 32])>,
 }
 
 /// Hashes and writes.
@@ -249,10 +267,10 @@ pub fn patch(
     p: RelPath,
     resume_len: u64,
     expect: Expect,
-    rx: Receiver<PatchInput>,
+    feed: PatchFeed,
     out: Sender<Message>,
 ) {
-    let reply = match try_patch(&root, id, &p, resume_len, &expect, rx) {
+    let reply = match try_patch(&root, id, &p, resume_len, &expect, feed) {
         Ok(()) => Message::Done { id },
         Err(reply) => reply,
     };
@@ -265,7 +283,7 @@ fn try_patch(
     p: &RelPath,
     resume_len: u64,
     expect: &Expect,
-    rx: Receiver<PatchInput>,
+    feed: PatchFeed,
 ) -> Result<(), Message> {
     let fail = |c, e: &dyn std::fmt::Display| error(id, c, p, e);
     root.check_writable().map_err(|e| fail(code::REFUSED, &e))?;
@@ -302,47 +320,25 @@ fn try_patch(
         ),
         _ => None,
     };
-    // Delta bytes flow through a channel-fed reader; the end arrives beside it.
-    let (bytes_tx, bytes_rx) = crossbeam::channel::bounded(16);
-    let end = std::thread::scope(|scope| {
-        let feeder = scope.spawn(move || {
-            for input in rx {
-                match input {
-                    PatchInput::Chunk(c) => {
-                        if bytes_tx.send(Some(c)).is_err() {
-                            return None;
-                        }
-                    }
-                    PatchInput::End(stat, hash) => {
-                        let _ = bytes_tx.send(None);
-                        return Some((stat, hash));
-                    }
-                }
-            }
-            None // the channel closed: abandoned
-        });
-        let mut writer = HashWriter {
-            out: BufWriter::with_capacity(1 << 20, file),
-            hasher,
-        };
-        let applied = match &basis {
-            Some(b) => apply_delta(
-                b,
-                ChunkReader::new(bytes_rx),
-                &mut writer,
-                &Limits::default(),
-            ),
-            None => apply_delta(
-                &[][..],
-                ChunkReader::new(bytes_rx),
-                &mut writer,
-                &Limits::default(),
-            ),
-        };
-        let end = feeder.join().ok().flatten();
-        (applied, end, writer)
-    });
-    let (applied, end, writer) = end;
+    // Delta bytes flow through a channel-fed reader, on this thread: a
+    // helper thread per file costs more than a small file's whole patch.
+    let mut writer = HashWriter {
+        out: BufWriter::with_capacity(1 << 20, file),
+        hasher,
+    };
+    let reader = ChunkReader::new(feed.chunks);
+    let applied = match &basis {
+        Some(b) => apply_delta(b, reader, &mut writer, &Limits::default()),
+        None => apply_delta(&[][..], reader, &mut writer, &Limits::default()),
+    };
+    // The end may trail the delta's last command: wait for it, unless the
+    // patch failed (then it does not matter) or the sender is gone
+    // (abandoned: `None`).
+    let end = if applied.is_ok() {
+        feed.end.recv().ok()
+    } else {
+        None
+    };
     let HashWriter {
         out: buffered,
         hasher,

@@ -27,7 +27,7 @@ use deltasync_wire::{Connection, DELTA_WINDOW, Message, Partial};
 use crate::error::DriverError;
 use crate::link::{Credit, Outbox, code};
 use crate::path::RelPath;
-use jobs::{PatchInput, error};
+use jobs::{PatchFeed, error};
 
 /// Files this large or larger go to the big-file lane.
 const BIG_FILE: u64 = 1 << 20;
@@ -129,7 +129,10 @@ enum Pending {
         skip: Option<Partial>,
         sig: Vec<u8>,
     },
-    Patch(Sender<PatchInput>),
+    Patch {
+        chunks: Sender<Option<Vec<u8>>>,
+        end: Sender<(deltasync_wire::FileStat, [u8; 32])>,
+    },
 }
 
 /// Serves one client on `input`/`output` until it says goodbye or hangs up.
@@ -355,20 +358,25 @@ pub fn serve(
                 let Some(path) = path_of(id, &path) else {
                     continue;
                 };
-                let (tx, rx) = bounded(64);
-                pending.insert(id, Pending::Patch(tx));
+                let (chunks, chunks_rx) = bounded(64);
+                let (end, end_rx) = bounded(1);
+                pending.insert(id, Pending::Patch { chunks, end });
+                let feed = PatchFeed {
+                    chunks: chunks_rx,
+                    end: end_rx,
+                };
                 let (root, out) = (root.clone(), out.clone());
                 // A finished thread keeps its stack until joined or
                 // detached: drop (detach) the finished ones, or a run of
                 // 100,000 files would hold 100,000 dead stacks.
                 patches.retain(|h| !h.is_finished());
                 patches.push(std::thread::spawn(move || {
-                    jobs::patch(root, id, path, resume_len, expect, rx, out)
+                    jobs::patch(root, id, path, resume_len, expect, feed, out)
                 }));
             }
             Message::DeltaChunk { id, data } => {
-                if let Some(Pending::Patch(tx)) = pending.get(&id) {
-                    if tx.send(PatchInput::Chunk(data)).is_err() {
+                if let Some(Pending::Patch { chunks, .. }) = pending.get(&id) {
+                    if chunks.send(Some(data)).is_err() {
                         pending.remove(&id); // the patch failed and already replied
                     }
                 }
@@ -376,8 +384,9 @@ pub fn serve(
             Message::DeltaEnd {
                 id, stat, blake3, ..
             } => {
-                if let Some(Pending::Patch(tx)) = pending.remove(&id) {
-                    let _ = tx.send(PatchInput::End(stat, blake3));
+                if let Some(Pending::Patch { chunks, end }) = pending.remove(&id) {
+                    let _ = end.send((stat, blake3));
+                    let _ = chunks.send(None);
                 }
             }
             // The client abandons a request: a patch keeps its prefix, a
