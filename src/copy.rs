@@ -9,9 +9,9 @@ use deltasync_driver::copy::{
     self, CopyJob, CopyOptions, CopySummary, Event, PlanOptions, Reporter,
 };
 use deltasync_driver::location::Location;
-use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::CopyArgs;
+use crate::console::{Console, group};
 
 pub fn copy(args: &CopyArgs) -> Result<()> {
     let excludes = read_excludes(&args.exclude, &args.exclude_from)?;
@@ -58,42 +58,27 @@ pub fn read_excludes(patterns: &[String], files: &[std::path::PathBuf]) -> Resul
 struct Output {
     itemize: bool,
     verbose: bool,
-    quiet: bool,
     stats: bool,
-    json: bool,
-    bar: Option<ProgressBar>,
-    sent_of_file: u64,
+    console: Console,
 }
 
 impl Output {
     fn new(args: &CopyArgs) -> Output {
-        let progress = (args.progress || args.partial_progress) && !args.json && !args.quiet;
         Output {
             itemize: args.itemize || args.dry_run,
             verbose: args.verbose,
-            quiet: args.quiet,
             stats: args.stats,
-            json: args.json,
-            bar: progress.then(ProgressBar::hidden),
-            sent_of_file: 0,
-        }
-    }
-
-    fn say(&self, line: &str) {
-        if self.json || self.quiet {
-            return;
-        }
-        match &self.bar {
-            Some(b) => b.println(line),
-            None => println!("{line}"),
+            console: Console::new(
+                args.quiet,
+                args.json,
+                args.progress || args.partial_progress,
+            ),
         }
     }
 
     fn finish(&mut self, s: &CopySummary, error: Option<String>) {
-        if let Some(b) = self.bar.take() {
-            b.finish_and_clear();
-        }
-        if self.json {
+        self.console.finish();
+        if self.console.json {
             let v = serde_json::json!({
                 "ok": error.is_none(),
                 "error": error,
@@ -159,61 +144,22 @@ impl Reporter for Output {
         match e {
             Event::Planned {
                 bytes, transfers, ..
-            } => {
-                if let Some(b) = &self.bar {
-                    b.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-                    b.set_length(bytes);
-                    b.set_style(
-                        ProgressStyle::with_template(
-                            "{msg}\n{bytes}/{total_bytes} {bar:30} {bytes_per_sec} ETA {eta}",
-                        )
-                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-                    );
-                    b.set_message(format!("{transfers} file(s) to send"));
-                }
-            }
+            } => self.console.planned(transfers, bytes),
             Event::Item { line, path } => {
                 if self.itemize {
-                    self.say(line);
+                    self.console.say(line);
                 } else if self.verbose {
-                    self.say(&path.display());
+                    self.console.say(&path.display());
                 }
-                self.sent_of_file = 0;
+                self.console.file_done();
             }
             Event::Progress { path, done, total } => {
-                if let Some(b) = &self.bar {
-                    b.inc(done.saturating_sub(self.sent_of_file).min(total));
-                    self.sent_of_file = done;
-                    b.set_message(format!(
-                        "{}  {}%",
-                        path.display(),
-                        (done * 100).checked_div(total).unwrap_or(100).min(100)
-                    ));
-                }
+                self.console.progress(&path.display(), done, total)
             }
             Event::Applied { .. } | Event::Failed { .. } => {}
-            Event::Warning(w) => {
-                if let Some(b) = &self.bar {
-                    b.println(format!("deltasync: {w}"));
-                } else {
-                    eprintln!("deltasync: {w}");
-                }
-            }
+            Event::Warning(w) => self.console.warn(w),
         }
     }
-}
-
-/// 1234567 as "1,234,567", as rsync prints.
-pub fn group(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn group_f(x: f64) -> String {

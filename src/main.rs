@@ -3,6 +3,7 @@
 
 mod cli;
 mod connect;
+mod console;
 mod copy;
 mod rdiff;
 mod serve;

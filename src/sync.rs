@@ -12,10 +12,10 @@ use deltasync_driver::location::Location;
 use deltasync_driver::sync::{
     self, ConflictPolicy, RunOptions, Side, SyncJob, SyncOptions, SyncSummary,
 };
-use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::{ConflictArg, EmptyDirsArg, ResetArgs, SideArg, SyncArgs};
-use crate::copy::{group, read_excludes};
+use crate::console::{Console, group};
+use crate::copy::read_excludes;
 
 pub fn sync(args: &SyncArgs) -> Result<()> {
     let side = |s: SideArg| if s == SideArg::A { Side::A } else { Side::B };
@@ -68,10 +68,7 @@ pub fn sync(args: &SyncArgs) -> Result<()> {
         connect: crate::connect::connect_options(&args.ssh, &args.transfer)?,
     };
     let mut out = Output {
-        quiet: args.quiet,
-        json: args.json,
-        bar: (args.progress && !args.json && !args.quiet).then(ProgressBar::hidden),
-        done_of_file: 0,
+        console: Console::new(args.quiet, args.json, args.progress),
     };
     let (summary, result) = sync::sync(&job, &mut out);
     out.finish(&summary, result.as_ref().err().map(|e| e.to_string()));
@@ -135,28 +132,13 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// Renders sync events for people (or machines, with --json).
 struct Output {
-    quiet: bool,
-    json: bool,
-    bar: Option<ProgressBar>,
-    done_of_file: u64,
+    console: Console,
 }
 
 impl Output {
-    fn say(&self, line: &str) {
-        if self.json || self.quiet {
-            return;
-        }
-        match &self.bar {
-            Some(b) => b.println(line),
-            None => println!("{line}"),
-        }
-    }
-
     fn finish(&mut self, s: &SyncSummary, error: Option<String>) {
-        if let Some(b) = self.bar.take() {
-            b.finish_and_clear();
-        }
-        if self.json {
+        self.console.finish();
+        if self.console.json {
             let v = serde_json::json!({
                 "ok": error.is_none(),
                 "error": error,
@@ -180,7 +162,7 @@ impl Output {
             println!("{v}");
             return;
         }
-        if self.quiet {
+        if self.console.quiet {
             return;
         }
         let dry = if s.dry_run { " (DRY RUN)" } else { "" };
@@ -211,35 +193,16 @@ impl Reporter for Output {
         match e {
             Event::Planned {
                 bytes, transfers, ..
-            } => {
-                if let Some(b) = &self.bar {
-                    b.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-                    b.set_length(bytes);
-                    b.set_style(
-                        ProgressStyle::with_template(
-                            "{msg}\n{bytes}/{total_bytes} {bar:30} {bytes_per_sec} ETA {eta}",
-                        )
-                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-                    );
-                    b.set_message(format!("{transfers} file(s) to send"));
-                }
-            }
+            } => self.console.planned(transfers, bytes),
             Event::Item { line, .. } => {
-                self.say(line);
-                self.done_of_file = 0;
+                self.console.say(line);
+                self.console.file_done();
             }
             Event::Progress { path, done, total } => {
-                if let Some(b) = &self.bar {
-                    b.inc(done.saturating_sub(self.done_of_file).min(total));
-                    self.done_of_file = done;
-                    b.set_message(path.display());
-                }
+                self.console.progress(&path.display(), done, total)
             }
             Event::Applied { .. } | Event::Failed { .. } => {}
-            Event::Warning(w) => match &self.bar {
-                Some(b) => b.println(format!("deltasync: {w}")),
-                None => eprintln!("deltasync: {w}"),
-            },
+            Event::Warning(w) => self.console.warn(w),
         }
     }
 }

@@ -778,3 +778,13 @@ fn a_file_rewritten_during_the_sync_never_lands_torn() {
         "the next run syncs it"
     );
 }
+
+#[test]
+fn progress_without_a_terminal_still_prints_each_change() {
+    let p = pair();
+    write(&p.a, "report.txt", b"r");
+    let out = common::ok(deltasync().args(["sync", "--progress"]).arg(&p.a).arg(&p.b));
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.contains("a->b create   report.txt"), "{text}");
+    assert!(text.contains("copied 1 a->b"), "{text}");
+}

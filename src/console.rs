@@ -1,0 +1,99 @@
+//! What copy and sync share on the terminal: lines that step around a
+//! progress bar, warnings on stderr, the bar itself, and rsync's number
+//! format.
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// Human output: change lines on stdout, warnings on stderr, an optional
+/// bar (indicatif) that both print around.
+pub struct Console {
+    /// Print nothing but warnings and errors.
+    pub quiet: bool,
+    /// `--json`: stdout carries only the final object.
+    pub json: bool,
+    bar: Option<ProgressBar>,
+    /// Bytes of the current file already counted on the bar.
+    done_of_file: u64,
+}
+
+impl Console {
+    /// A console; `progress` asks for a bar (dropped under `quiet` or `json`).
+    pub fn new(quiet: bool, json: bool, progress: bool) -> Console {
+        Console {
+            quiet,
+            json,
+            bar: (progress && !json && !quiet).then(ProgressBar::hidden),
+            done_of_file: 0,
+        }
+    }
+
+    /// A line on stdout (unless quiet or JSON).
+    pub fn say(&self, line: &str) {
+        if self.json || self.quiet {
+            return;
+        }
+        // A bar that is not drawn (stderr is no terminal) prints nothing.
+        match self.bar.as_ref().filter(|b| !b.is_hidden()) {
+            Some(b) => b.println(line),
+            None => println!("{line}"),
+        }
+    }
+
+    /// A warning on stderr, always.
+    pub fn warn(&self, w: &str) {
+        match self.bar.as_ref().filter(|b| !b.is_hidden()) {
+            Some(b) => b.println(format!("deltasync: {w}")),
+            None => eprintln!("deltasync: {w}"),
+        }
+    }
+
+    /// The plan is known: show the bar for `bytes` in `transfers` files.
+    pub fn planned(&self, transfers: usize, bytes: u64) {
+        if let Some(b) = &self.bar {
+            b.set_draw_target(ProgressDrawTarget::stderr());
+            b.set_length(bytes);
+            b.set_style(
+                ProgressStyle::with_template(
+                    "{msg}\n{bytes}/{total_bytes} {bar:30} {bytes_per_sec} ETA {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            b.set_message(format!("{transfers} file(s) to send"));
+        }
+    }
+
+    /// `done` of `total` bytes of the file `name` are through.
+    pub fn progress(&mut self, name: &str, done: u64, total: u64) {
+        if let Some(b) = &self.bar {
+            b.inc(done.saturating_sub(self.done_of_file).min(total));
+            self.done_of_file = done;
+            let pct = (done * 100).checked_div(total).unwrap_or(100).min(100);
+            b.set_message(format!("{name}  {pct}%"));
+        }
+    }
+
+    /// A file is finished: the next progress counts from zero.
+    pub fn file_done(&mut self) {
+        self.done_of_file = 0;
+    }
+
+    /// Clears the bar before the closing lines.
+    pub fn finish(&mut self) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// 1234567 as "1,234,567", as rsync prints.
+pub fn group(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
