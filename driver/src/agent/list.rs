@@ -31,38 +31,16 @@ pub fn excluded(m: &Gitignore, p: &RelPath, is_dir: bool) -> bool {
             .is_ignore()
 }
 
-/// What a listing request wants back.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Want {
-    /// The entries, then `ListEnd`.
-    Entries,
-    /// Only `ListSame` if the digest equals this one; else the entries.
-    UnlessDigest([u8; 32]),
-    /// Only `ListSame`, whatever the digest.
-    DigestOnly,
-}
-
-impl Want {
-    /// From a `List` message's two fields.
-    pub fn from_request(if_digest: Option<[u8; 32]>, digest_only: bool) -> Want {
-        match (digest_only, if_digest) {
-            (true, _) => Want::DigestOnly,
-            (false, Some(d)) => Want::UnlessDigest(d),
-            (false, None) => Want::Entries,
-        }
-    }
-}
-
 /// Walks `under` and sends its entries (`under` itself first, unless it is
-/// the root), then `ListEnd` with the listing's digest. If the digest is
-/// the one `want` names, sends only `ListSame`: a remote tree that has not
+/// the root), then `ListEnd` with the listing's digest. If the digest
+/// equals `if_digest`, sends only `ListSame`: a remote tree that has not
 /// changed since the last sync costs a few bytes, not a listing.
 pub fn send_listing(
     root: &Root,
     under: &RelPath,
     filter: &Gitignore,
     checksum: bool,
-    want: Want,
+    if_digest: Option<[u8; 32]>,
     id: u64,
     out: &Sender<Message>,
 ) -> io::Result<()> {
@@ -81,7 +59,7 @@ pub fn send_listing(
     }
     let digest = *h.finalize().as_bytes();
     let count = entries.len() as u64;
-    if want == Want::DigestOnly || want == Want::UnlessDigest(digest) {
+    if if_digest == Some(digest) {
         return send(out, Message::ListSame { id, count, digest });
     }
     for entry in entries {

@@ -241,7 +241,6 @@ pub fn serve(
                 filters,
                 checksum,
                 if_digest,
-                digest_only,
             } => {
                 let Some(under) = path_of(id, &under) else {
                     continue;
@@ -249,15 +248,7 @@ pub fn serve(
                 match list::matcher(&filters) {
                     Err(e) => reply(error(id, code::REFUSED, &under, e)),
                     Ok(m) => {
-                        match list::send_listing(
-                            &root,
-                            &under,
-                            &m,
-                            checksum,
-                            list::Want::from_request(if_digest, digest_only),
-                            id,
-                            &out,
-                        ) {
+                        match list::send_listing(&root, &under, &m, checksum, if_digest, id, &out) {
                             Ok(()) => {}
                             Err(e) => reply(error(
                                 id,

@@ -394,7 +394,6 @@ fn try_list(
             filters: filters.to_vec(),
             checksum,
             if_digest: None,
-            digest_only: false,
         })
         .map_err(|_| {
             DriverError::Wire(WireError::Truncated {

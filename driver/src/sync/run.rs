@@ -306,7 +306,6 @@ fn run(
             filters: filters.clone(),
             checksum: o.checksum,
             if_digest,
-            digest_only: false,
         };
         agents[i].out.send(m).map_err(|_| {
             DriverError::Wire(WireError::Truncated {

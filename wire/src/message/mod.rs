@@ -128,8 +128,6 @@ pub enum Message {
         checksum: bool,
         /// Answer `ListSame` instead of the entries if the listing's digest is this.
         if_digest: Option<[u8; 32]>,
-        /// Answer `ListSame` with the digest whatever it is: no entries.
-        digest_only: bool,
     },
     Entry {
         id: u64,
@@ -378,7 +376,6 @@ impl Message {
                 filters,
                 checksum,
                 if_digest,
-                digest_only,
             } => {
                 e.varint(*id)
                     .bytes(under)
@@ -387,7 +384,7 @@ impl Message {
                 for f in filters {
                     e.str(f);
                 }
-                e.opt_hash(if_digest).u8(u8::from(*digest_only));
+                e.opt_hash(if_digest);
                 kind::LIST
             }
             Message::Entry { id, entry } => {
@@ -610,7 +607,6 @@ impl Message {
                     filters,
                     checksum,
                     if_digest: d.opt_hash()?,
-                    digest_only: d.bool()?,
                 }
             }
             kind::ENTRY => Message::Entry {

@@ -43,7 +43,6 @@ fn samples() -> Vec<Message> {
             filters: vec!["*.o".into(), "/target/".into()],
             checksum: true,
             if_digest: Some([3; 32]),
-            digest_only: true,
         },
         Message::DeltaStart {
             id: 4,
