@@ -351,6 +351,7 @@ fn run(
         }
     }
 
+    out_of_time(deadline, o)?;
     // Hash only what needs it.
     let mut busy = BTreeSet::new();
     if !o.checksum {
@@ -359,6 +360,7 @@ fn run(
             let other = &listings[1 - i];
             let want = to_hash(&state, &listings[i], other, side);
             hash(&agents[i], want, &mut listings[i], &mut busy, reporter)?;
+            out_of_time(deadline, o)?;
         }
     }
 
@@ -667,6 +669,17 @@ fn to_hash(
 
 /// Hashes `want` on `agent`, pipelined; a file that keeps changing while
 /// read is left out of this run (`busy`), never treated as deleted.
+/// `--max-time` before anything changed: stop with nothing done (the
+/// budget is also watched while changes are applied).
+fn out_of_time(deadline: Option<Instant>, o: &super::RunOptions) -> Result<(), DriverError> {
+    match deadline {
+        Some(d) if Instant::now() >= d => Err(DriverError::TimeBudget {
+            secs: o.max_time.map_or(0, |t| t.as_secs()),
+        }),
+        _ => Ok(()),
+    }
+}
+
 fn hash(
     agent: &Agent,
     want: Vec<RelPath>,
