@@ -611,6 +611,12 @@ fn the_time_budget_stops_cleanly_and_the_next_run_resumes() {
     write(&p.a, "big.bin", &big);
     let (code, v) = run(&p, &["--bwlimit", "1M", "--max-time", "2"]);
     assert_eq!(code, 52, "{v}");
+    for side in [&p.a, &p.b] {
+        assert!(
+            !side.join(".deltasync/lock").exists(),
+            "a run out of time releases its locks"
+        );
+    }
     assert_eq!(
         read(&p.b, "big.bin"),
         None,

@@ -64,7 +64,8 @@ struct Exec<'a> {
     dst: &'a Agent,
     whole_file: bool,
     window: usize,
-    next_id: u64,
+    /// The id of the last request started.
+    last_id: u64,
     ops: HashMap<u64, Op>,
     queue: VecDeque<Xfer>,
     active: usize,
@@ -99,7 +100,7 @@ pub fn execute(
         dst,
         whole_file: o.whole_file,
         window: o.window.max(1),
-        next_id: 1,
+        last_id: 0,
         ops: HashMap::new(),
         queue: VecDeque::new(),
         active: 0,
@@ -145,8 +146,11 @@ fn send(agent: &Agent, m: Message) -> Result<(), DriverError> {
 
 impl Exec<'_> {
     fn id(&mut self) -> u64 {
-        self.next_id += 1;
-        self.next_id
+        // Unique for the whole process, not just this plan: a reply that
+        // trails an abandoned transfer (an abort crosses its last chunks on
+        // the wire) must never be taken for a later request's.
+        self.last_id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.last_id
     }
 
     fn start(&mut self, a: &Action) -> Result<(), DriverError> {
@@ -224,7 +228,7 @@ impl Exec<'_> {
                     target: target.clone(),
                 };
                 self.simple(m, path, None, false)?;
-                if let Some(Op::Simple { part, .. }) = self.ops.get_mut(&self.next_id) {
+                if let Some(Op::Simple { part, .. }) = self.ops.get_mut(&self.last_id) {
                     *part = true;
                 }
                 let m = Message::SetAttr {
@@ -602,19 +606,19 @@ impl Exec<'_> {
             Message::Error {
                 id, code, message, ..
             } => match self.ops.get(&id) {
-                Some(Op::Xfer(x)) => {
-                    // The patch failed: stop the sender too, if it is still going.
-                    if !x.patching {
-                        let _ = send(
-                            self.src,
-                            Message::Error {
-                                id,
-                                code: code::ABORTED,
-                                path: Vec::new(),
-                                message: String::new(),
-                            },
-                        );
-                    }
+                Some(Op::Xfer(_)) => {
+                    // The patch (or its signature) failed: stop the sender
+                    // too. It may be streaming, or about to start; an
+                    // abort for a request it has finished is ignored.
+                    let _ = send(
+                        self.src,
+                        Message::Error {
+                            id,
+                            code: code::ABORTED,
+                            path: Vec::new(),
+                            message: String::new(),
+                        },
+                    );
                     self.finish(id, Some((code, message)), false)?;
                 }
                 Some(Op::Simple { .. }) => {
@@ -731,6 +735,10 @@ impl Exec<'_> {
         Ok(())
     }
 }
+
+/// Request ids, above the small fixed ids of one-off requests (sync's
+/// locks, listings and hashes).
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1 << 32);
 
 /// A signature with no blocks: the delta becomes pure literal data.
 fn empty_signature() -> Vec<u8> {

@@ -30,7 +30,7 @@ pub fn sync(job: &SyncJob, reporter: &mut dyn Reporter) -> (SyncSummary, Result<
     let result = run(job, reporter, &mut summary, &mut agents, &mut locked);
     for (i, a) in agents.iter().enumerate() {
         if locked.contains(&i) {
-            let _ = call(a, Message::Unlock { id: 900 });
+            unlock(a);
         }
     }
     let any_remote = agents.iter().any(|a| a.remote);
@@ -139,6 +139,26 @@ pub fn reset(
 fn root_text(l: &Location) -> String {
     let t = l.path_text();
     if t.is_empty() { ".".into() } else { t }
+}
+
+/// Releases a replica's lock, whatever state the conversation is in: after
+/// an error, replies to abandoned requests (listing entries, transfer
+/// results) may still be queued ahead of the unlock's, so they are passed
+/// over, for at most a few seconds. A lock left behind by a dead agent is
+/// recovered by the next run on this host.
+fn unlock(agent: &Agent) {
+    const UNLOCK_ID: u64 = 900;
+    if agent.out.send(Message::Unlock { id: UNLOCK_ID }).is_err() {
+        return;
+    }
+    let until = Instant::now() + std::time::Duration::from_secs(5);
+    while let Some(left) = until.checked_duration_since(Instant::now()) {
+        match agent.incoming.recv_timeout(left) {
+            Ok(Ok(m)) if m.id() == Some(UNLOCK_ID) => return,
+            Ok(Ok(_)) => continue,
+            _ => return,
+        }
+    }
 }
 
 /// Sends one request and waits for its reply (no other traffic is in flight).
