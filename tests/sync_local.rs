@@ -409,6 +409,11 @@ fn skip_deletion_and_hard_deletes() {
     assert_eq!(read(&p.a, "k1"), None, "and it does not come back to a");
     sync_ok(&p, &[]);
     assert_eq!(read(&p.a, "k1"), None, "still not restored on a later run");
+    assert_eq!(
+        read(&p.b, "k1"),
+        None,
+        "a later run without the flag carries the held-back deletion"
+    );
 
     fs::remove_file(p.b.join("k2")).unwrap();
     sync_ok(&p, &["--no-soft-delete"]);

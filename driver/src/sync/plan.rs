@@ -208,6 +208,10 @@ pub struct Plan {
     pub skipped: Vec<String>,
     /// Files each side would lose by deletion: `[a, b]`.
     pub deleted_files: [u64; 2],
+    /// Deletions held back by `--skip-deletion`: the state still records
+    /// what one side no longer has, so that side's listing is not the
+    /// state's, and its digest must not be kept.
+    pub held_back: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -401,7 +405,9 @@ impl<'a> Planner<'a> {
             (Delta::Deleted, _) => {
                 let Some(t) = target else { return };
                 if self.skip_deletion(to) {
-                    return; // kept there; the state still remembers it, so nothing flips back
+                    // Kept there; the state still remembers it, so nothing flips back.
+                    self.plan.held_back += 1;
+                    return;
                 }
                 if t.kind == EntryKind::Dir {
                     self.dir_deletions.push((to, p.clone()));
@@ -840,7 +846,11 @@ pub fn plan(
             (Delta::None, _) => pl.propagate(p, Side::B, db),
             _ => match (ea, eb) {
                 (None, None) => pl.push(Vec::new(), vec![Record::Remove(p.clone())], String::new()),
-                (Some(x), Some(y)) if same_content(x, y) => {
+                // Metadata changed on both sides, contents as synced: the
+                // same content (neither was hashed, as neither needed it).
+                (Some(x), Some(y))
+                    if same_content(x, y) || (da == Delta::Meta && db == Delta::Meta) =>
+                {
                     // The same change on both sides: nothing moves. Modes
                     // that differ are settled by the newer side.
                     let mut steps = Vec::new();
@@ -859,6 +869,7 @@ pub fn plan(
                         });
                     }
                     let mut rec = synced_pair(x, y);
+                    rec.blake3 = rec.blake3.or(st.and_then(|s| s.blake3));
                     if x.mode != y.mode {
                         let m = if x.mtime_ns >= y.mtime_ns {
                             x.mode

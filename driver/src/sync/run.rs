@@ -456,7 +456,10 @@ fn run(
         },
         other => other,
     })?;
-    let clean = summary.failed.is_empty() && summary.conflicts_skipped == 0 && busy.is_empty();
+    let clean = summary.failed.is_empty()
+        && summary.conflicts_skipped == 0
+        && busy.is_empty()
+        && pl.held_back == 0;
     finish(
         job,
         agents,

@@ -369,3 +369,27 @@ fn emptied_directories_go_with_empty_dirs_remove() {
         "{l:#?}"
     );
 }
+
+#[test]
+fn the_same_chmod_on_both_sides_is_no_conflict() {
+    // A run killed after applying a chmod to B and before recording it:
+    // both sides now differ from the state in mode only.
+    let st = state(&[file("f", 3, 5)]);
+    let mut fa = file("f", 3, 5);
+    fa.mode = 0o600;
+    fa.blake3 = None; // not hashed: size and mtime did not move
+    let fb = fa.clone();
+    let pl = plan(&st, &listing(&[fa]), &listing(&[fb]), &opts());
+    assert!(pl.conflicts.is_empty(), "{:#?}", pl.conflicts);
+    assert!(pl.changes.iter().all(|c| c.steps.is_empty()), "{pl:#?}");
+    match &pl.changes[..] {
+        [c] => match &c.records[..] {
+            [Record::Put(_, s)] => {
+                assert_eq!(s.blake3, Some([3; 32]), "the known hash is kept");
+                assert_eq!((s.a.mode, s.b.mode), (0o600, 0o600));
+            }
+            other => panic!("{other:#?}"),
+        },
+        other => panic!("{other:#?}"),
+    }
+}
