@@ -799,3 +799,27 @@ fn progress_without_a_terminal_still_prints_each_change() {
     assert!(text.contains("a->b create   report.txt"), "{text}");
     assert!(text.contains("copied 1 a->b"), "{text}");
 }
+
+#[test]
+fn a_deleted_folder_never_takes_what_the_sync_does_not_list() {
+    let p = pair();
+    write(&p.a, "proj/src.txt", b"source");
+    write(&p.a, "keep.txt", b"so that A is not emptied");
+    sync_ok(&p, &["--ignore-hidden"]);
+    write(&p.b, "proj/.git/HEAD", b"ref: main");
+    fs::remove_dir_all(p.a.join("proj")).unwrap();
+    let (code, v) = run(
+        &p,
+        &["--ignore-hidden", "--no-soft-delete", "--max-delete", "100"],
+    );
+    assert_eq!(
+        code, 23,
+        "the folder that still holds a hidden file is reported: {v}"
+    );
+    assert_eq!(
+        read(&p.b, "proj/.git/HEAD").unwrap(),
+        b"ref: main",
+        "hidden content survives"
+    );
+    assert_eq!(read(&p.b, "proj/src.txt"), None, "the listed file went");
+}

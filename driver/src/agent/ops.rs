@@ -128,6 +128,13 @@ fn guarded(
 ) -> Message {
     match root.matches(p, expect) {
         Ok(true) => done_or(id, p, change()),
+        Ok(false) if *expect == Expect::EmptyDir => error(
+            id,
+            code::CHANGED,
+            p,
+            "the folder is not empty: it holds entries this sync does not list \
+             (excluded, hidden or new); left alone",
+        ),
         Ok(false) => error(
             id,
             code::CHANGED,

@@ -340,6 +340,8 @@ struct Planner<'a> {
     /// Directory deletions, handled after every path is decided: (side it
     /// is deleted on, path).
     dir_deletions: Vec<(Side, RelPath)>,
+    /// Folders stashed whole to make way for a file or link: (side, path).
+    replaced_dirs: Vec<(Side, RelPath)>,
 }
 
 fn idx(s: Side) -> usize {
@@ -449,6 +451,25 @@ impl<'a> Planner<'a> {
                     format!("{} attrs    {}", to.arrow(), p.display()),
                 );
             }
+            // A folder replaced by a file or link on `from`, while something
+            // under it changed on `to`: the folder wins (a type clash), so
+            // the changes inside it are not swept away with it.
+            (_, Some(s))
+                if s.kind != EntryKind::Dir
+                    && target.as_ref().is_some_and(|t| t.kind == EntryKind::Dir)
+                    && self.changed_under(to, p) =>
+            {
+                let dir = target.unwrap_or_else(|| s.clone());
+                self.plan.conflicts.push(format!(
+                    "{}: a directory on {} with changes inside, a {} on {}; the directory wins, the other is kept in {}/.deltasync/conflicts",
+                    p.display(),
+                    to.name(),
+                    kind_name(s.kind),
+                    from.name(),
+                    from.name()
+                ));
+                self.create(p, &dir, to, Some(&s), Area::Conflicts);
+            }
             (_, Some(s)) => self.create(p, &s, from, target.as_ref(), Area::Deleted),
             (_, None) => {}
         }
@@ -525,11 +546,14 @@ impl<'a> Planner<'a> {
         } else {
             p.display()
         };
-        self.push(
-            steps,
-            vec![Record::Put(p.clone(), synced_copy(s, from))],
-            format!("{} {verb:<8} {shown}", to.arrow()),
-        );
+        let mut records = vec![Record::Put(p.clone(), synced_copy(s, from))];
+        if old.is_some_and(|o| o.kind == EntryKind::Dir) && s.kind != EntryKind::Dir {
+            // The stash takes the old folder whole: what was under it is
+            // gone from the state with it.
+            records.insert(0, Record::Remove(p.clone()));
+            self.replaced_dirs.push((to, p.clone()));
+        }
+        self.push(steps, records, format!("{} {verb:<8} {shown}", to.arrow()));
     }
 
     /// Both sides changed `p` differently and both have something there.
@@ -714,62 +738,6 @@ impl<'a> Planner<'a> {
         }
         handled
     }
-
-    /// Directory deletions, after every path is decided: a directory goes
-    /// (as one stash) only if everything under it on that side goes too;
-    /// otherwise it is restored where it was deleted, for what stays.
-    fn settle_dirs(&mut self) {
-        let mut dels = std::mem::take(&mut self.dir_deletions);
-        dels.sort_by(|x, y| x.1.cmp(&y.1));
-        let mut gone_dirs: Vec<(Side, RelPath)> = Vec::new();
-        for (side, d) in dels {
-            if gone_dirs
-                .iter()
-                .any(|(s, g)| *s == side && d.starts_with(g))
-            {
-                continue; // inside a directory already going as a whole
-            }
-            let inside: Vec<&RelPath> = self
-                .listing(side)
-                .keys()
-                .filter(|q| q.starts_with(&d) && **q != d)
-                .collect();
-            let all_go = inside.iter().all(|q| {
-                self.deleting[idx(side)].contains(*q) || self.dir_deletions_cover(side, q)
-            });
-            if all_go && !self.skip_deletion(side) {
-                // Drop the per-entry deletions the stash of `d` covers.
-                let covered: Vec<RelPath> = inside.iter().map(|q| (*q).clone()).collect();
-                self.plan.changes.retain(|c| !(c.steps.len() == 1 && matches!(&c.steps[0], Step::Stash { side: s, path, area: Area::Deleted, .. } | Step::Remove { side: s, path, .. } if *s == side && covered.contains(path))));
-                let Some(e) = self.entry(side, &d).cloned() else {
-                    continue;
-                };
-                let step = self.delete_step(side, &d, &e);
-                self.push(
-                    vec![step],
-                    vec![Record::Remove(d.clone())],
-                    format!("{} delete   {}/", side.arrow(), d.display()),
-                );
-                gone_dirs.push((side, d));
-            } else if !all_go {
-                // Something under it changed where it was kept: restore it.
-                let Some(e) = self.entry(side, &d).cloned() else {
-                    continue;
-                };
-                self.create(&d, &e, side, None, Area::Deleted);
-            }
-        }
-    }
-
-    fn dir_deletions_cover(&self, side: Side, q: &RelPath) -> bool {
-        self.entry(side, q)
-            .is_some_and(|e| e.kind == EntryKind::Dir)
-            && self
-                .listing(side)
-                .keys()
-                .filter(|x| x.starts_with(q) && *x != q)
-                .all(|x| self.deleting[idx(side)].contains(x))
-    }
 }
 
 fn kind_name(k: EntryKind) -> &'static str {
@@ -825,6 +793,7 @@ pub fn plan(
         plan: Plan::default(),
         deleting: [BTreeSet::new(), BTreeSet::new()],
         dir_deletions: Vec::new(),
+        replaced_dirs: Vec::new(),
     };
     let handled = pl.moves();
     let paths: BTreeMap<&RelPath, ()> = state
@@ -889,6 +858,7 @@ pub fn plan(
         }
     }
     pl.settle_dirs();
+    pl.drop_covered_deletions();
     if o.remove_empty_dirs {
         pl.prune_empty_dirs();
     }
@@ -951,6 +921,7 @@ fn first_path(c: &Change) -> Option<RelPath> {
         .min()
 }
 
+mod dirs;
 mod prune;
 #[cfg(test)]
 mod tests;

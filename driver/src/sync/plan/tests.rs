@@ -277,10 +277,27 @@ fn a_deleted_directory_goes_whole_or_is_restored() {
     let st = state(&[dir("d"), file("d/x", 1, 1), file("d/y", 1, 1)]);
     let b = listing(&[dir("d"), file("d/x", 1, 1), file("d/y", 1, 1)]);
     let pl = plan(&st, &listing(&[]), &b, &opts());
+    let mut l = lines(&pl);
+    l.sort();
     assert_eq!(
-        lines(&pl),
-        ["a->b delete   d/"],
-        "one stash for the whole tree"
+        l,
+        ["a->b delete   d/", "a->b delete   d/x", "a->b delete   d/y"],
+        "each entry goes, then the emptied directory"
+    );
+    let rmdir = pl
+        .changes
+        .iter()
+        .flat_map(|c| c.steps.iter())
+        .find(|s| matches!(s, Step::Remove { path, .. } if path == &p("d")));
+    assert!(
+        matches!(
+            rmdir,
+            Some(Step::Remove {
+                expect: Expect::EmptyDir,
+                ..
+            })
+        ),
+        "the directory goes only if empty, so nothing unlisted goes with it: {rmdir:?}"
     );
     assert_eq!(pl.deleted_files, [0, 2]);
     // If b changed something inside, the directory comes back on a with it.
@@ -291,6 +308,61 @@ fn a_deleted_directory_goes_whole_or_is_restored() {
         "{l:#?}"
     );
     assert!(l.contains(&"a->b delete   d/y".to_string()), "{l:#?}");
+}
+
+#[test]
+fn a_deleted_tree_of_nested_folders_goes_whole() {
+    let tree = [dir("d"), dir("d/s"), dir("d/s/t"), file("d/s/t/f", 1, 1)];
+    let st = state(&tree);
+    let pl = plan(&st, &listing(&[]), &listing(&tree), &opts());
+    let l = lines(&pl);
+    for want in [
+        "a->b delete   d/s/t/f",
+        "a->b delete   d/s/t/",
+        "a->b delete   d/s/",
+        "a->b delete   d/",
+    ] {
+        assert!(l.contains(&want.to_string()), "{want}: {l:#?}");
+    }
+    assert!(
+        !l.iter().any(|x| x.contains("create")),
+        "nothing comes back: {l:#?}"
+    );
+}
+
+#[test]
+fn a_folder_replaced_by_a_file_keeps_changes_made_inside_it() {
+    let st = state(&[dir("d"), file("d/f", 1, 1), file("d/g", 2, 1)]);
+    // a replaced the folder with a file; b edited d/f meanwhile.
+    let a = listing(&[file("d", 7, 5)]);
+    let b = listing(&[dir("d"), file("d/f", 9, 9), file("d/g", 2, 1)]);
+    let pl = plan(&st, &a, &b, &opts());
+    let l = lines(&pl);
+    assert_eq!(pl.conflicts.len(), 1, "{:#?}", pl.conflicts);
+    assert!(
+        l.contains(&"a<-b create   d/f".to_string()),
+        "the edit inside is restored on a: {l:#?}"
+    );
+    let stashed_on_a = pl.changes.iter().flat_map(|c| c.steps.iter()).any(|s| {
+        matches!(s, Step::Stash { side: Side::A, path, area: Area::Conflicts, .. } if path == &p("d"))
+    });
+    assert!(stashed_on_a, "a's file is kept in conflicts/: {pl:#?}");
+    assert!(
+        !pl.changes
+            .iter()
+            .flat_map(|c| c.steps.iter())
+            .any(|s| { matches!(s, Step::Stash { side: Side::B, path, .. } if path == &p("d")) }),
+        "b's folder is not swept away: {l:#?}"
+    );
+    // With nothing changed inside, the file replaces the folder.
+    let b2 = listing(&[dir("d"), file("d/f", 1, 1), file("d/g", 2, 1)]);
+    let pl = plan(&st, &a, &b2, &opts());
+    assert!(pl.conflicts.is_empty(), "{:#?}", pl.conflicts);
+    assert!(
+        lines(&pl).contains(&"a->b update   d".to_string()),
+        "{:#?}",
+        lines(&pl)
+    );
 }
 
 #[test]

@@ -1,0 +1,90 @@
+//! Directories deleted on one side: they go from the other side only when
+//! everything under them goes too, and never sweep away what the plan did
+//! not see.
+
+use std::collections::BTreeSet;
+
+use deltasync_wire::Expect;
+
+use super::{Area, Delta, Planner, Record, Side, Step, delta, idx};
+use crate::path::RelPath;
+
+impl Planner<'_> {
+    /// Directory deletions, after every path is decided. A directory goes
+    /// only if everything under it on that side goes too (files deleted or
+    /// moved out, subdirectories going by this same rule, deepest first);
+    /// otherwise it is restored where it was deleted, for what stays.
+    ///
+    /// A directory that goes is removed only once it is empty
+    /// (`Expect::EmptyDir`), after the entries under it went one by one.
+    /// Removing or stashing it whole would also take what the listing did
+    /// not show: excluded or hidden files, or a file saved there since.
+    /// Such a directory stays, and the run reports it.
+    pub(super) fn settle_dirs(&mut self) {
+        let mut dels = std::mem::take(&mut self.dir_deletions);
+        dels.sort_by_key(|(_, d)| (std::cmp::Reverse(depth(d)), d.clone()));
+        let mut gone: [BTreeSet<RelPath>; 2] = Default::default();
+        let mut restore = Vec::new();
+        for (side, d) in dels {
+            let i = idx(side);
+            let all_go = self
+                .listing(side)
+                .keys()
+                .filter(|q| q.starts_with(&d) && **q != d)
+                .all(|q| self.deleting[i].contains(q) || gone[i].contains(q));
+            if all_go {
+                gone[i].insert(d.clone());
+                let step = Step::Remove {
+                    side,
+                    path: d.clone(),
+                    expect: Expect::EmptyDir,
+                };
+                let line = format!("{} delete   {}/", side.arrow(), d.display());
+                self.push(vec![step], vec![Record::Remove(d.clone())], line);
+            } else {
+                restore.push((side, d));
+            }
+        }
+        for (side, d) in restore {
+            // Something under it changed where it was kept: restore it.
+            if let Some(e) = self.entry(side, &d).cloned() {
+                self.create(&d, &e, side, None, Area::Deleted);
+            }
+        }
+    }
+
+    /// A folder stashed whole to make way for a file takes everything under
+    /// it along: the per-entry deletions planned inside it would find
+    /// nothing and fail, so they are dropped (the stash's change forgets
+    /// the subtree in the state).
+    pub(super) fn drop_covered_deletions(&mut self) {
+        let replaced = std::mem::take(&mut self.replaced_dirs);
+        if replaced.is_empty() {
+            return;
+        }
+        let covered = |side: Side, q: &RelPath| {
+            replaced
+                .iter()
+                .any(|(s, d)| *s == side && q.starts_with(d) && q != d)
+        };
+        self.plan.changes.retain(|c| {
+            !(c.steps.len() == 1
+                && matches!(&c.steps[0],
+                    Step::Stash { side, path, area: Area::Deleted, .. }
+                    | Step::Remove { side, path, .. } if covered(*side, path)))
+        });
+    }
+
+    /// True if anything under the directory `p` on `side` is new or changed
+    /// since the last sync.
+    pub(super) fn changed_under(&self, side: Side, p: &RelPath) -> bool {
+        self.listing(side)
+            .iter()
+            .filter(|(q, _)| q.starts_with(p) && *q != p)
+            .any(|(q, e)| delta(self.st.get(q), Some(e), side) != Delta::None)
+    }
+}
+
+fn depth(p: &RelPath) -> usize {
+    p.as_bytes().iter().filter(|&&c| c == b'/').count()
+}
