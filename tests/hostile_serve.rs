@@ -205,6 +205,7 @@ fn escaping_paths_are_refused() {
             path: b"escape/canary".to_vec(),
             mode: Some(0o777),
             mtime_ns: Some(0),
+            expect: Expect::Any,
         },
         Message::SigRequest {
             id: 55,

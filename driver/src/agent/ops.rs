@@ -38,15 +38,17 @@ pub(super) fn handle(root: &Root, msg: &Message) -> Option<Message> {
             path: p,
             mode,
             mtime_ns,
+            expect,
         } => path(p, *id).map(|p| {
-            let mut r = Ok(());
-            if let Some(m) = mode {
-                r = root.set_mode(&p, *m);
-            }
-            if let (Ok(()), Some(t)) = (&r, mtime_ns) {
-                r = root.set_mtime(&p, *t);
-            }
-            done_or(*id, &p, r)
+            guarded(root, *id, &p, expect, || {
+                if let Some(m) = mode {
+                    root.set_mode(&p, *m)?;
+                }
+                if let Some(t) = mtime_ns {
+                    root.set_mtime(&p, *t)?;
+                }
+                Ok(())
+            })
         }),
         Message::Remove {
             id,
@@ -177,5 +179,70 @@ pub(super) fn done_or(id: u64, p: &RelPath, r: io::Result<()>) -> Message {
         Err(e) if e.kind() == io::ErrorKind::PermissionDenied => error(id, code::REFUSED, p, e),
         Err(e) if e.kind() == io::ErrorKind::NotFound => error(id, code::VANISHED, p, e),
         Err(e) => error(id, code::FILE_IO, p, e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    use super::*;
+
+    /// Every guarded step leaves the entry alone when it is not what the
+    /// plan saw: a user's edit made during a run is never overwritten.
+    #[test]
+    fn guarded_steps_refuse_what_changed_since_the_plan() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), b"edited meanwhile").unwrap();
+        std::fs::create_dir_all(dir.path().join("d/sub")).unwrap();
+        let root = Root::open(dir.path(), false).unwrap();
+        let meta = std::fs::metadata(dir.path().join("f")).unwrap();
+        let seen = Expect::File {
+            size: 3, // the plan saw 3 bytes
+            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+        };
+        let set = Message::SetAttr {
+            id: 1,
+            path: b"f".to_vec(),
+            mode: Some(0o600),
+            mtime_ns: Some(0),
+            expect: seen,
+        };
+        assert!(matches!(
+            handle(&root, &set),
+            Some(Message::Error {
+                code: code::CHANGED,
+                ..
+            })
+        ));
+        let after = std::fs::metadata(dir.path().join("f")).unwrap();
+        assert_eq!(
+            after.permissions().mode() & 0o777,
+            meta.permissions().mode() & 0o777
+        );
+        assert_eq!(
+            after.mtime(),
+            meta.mtime(),
+            "the mtime was not stamped over the edit"
+        );
+
+        let rmdir = Message::Remove {
+            id: 2,
+            path: b"d".to_vec(),
+            expect: Expect::EmptyDir,
+        };
+        match handle(&root, &rmdir) {
+            Some(Message::Error {
+                code: c, message, ..
+            }) => {
+                assert_eq!(c, code::CHANGED);
+                assert!(message.contains("not empty"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(dir.path().join("d/sub").is_dir());
+        std::fs::remove_dir(dir.path().join("d/sub")).unwrap();
+        assert!(matches!(handle(&root, &rmdir), Some(Message::Done { .. })));
+        assert!(!dir.path().join("d").exists());
     }
 }

@@ -236,6 +236,7 @@ impl Exec<'_> {
                     path: path.as_bytes().to_vec(),
                     mode: None,
                     mtime_ns: Some(*mtime_ns),
+                    expect: Expect::Symlink,
                 };
                 self.simple(m, path, line, false)
             }
@@ -243,6 +244,7 @@ impl Exec<'_> {
                 path,
                 mode,
                 mtime_ns,
+                expect,
                 ..
             } => {
                 let m = Message::SetAttr {
@@ -250,6 +252,7 @@ impl Exec<'_> {
                     path: path.as_bytes().to_vec(),
                     mode: *mode,
                     mtime_ns: *mtime_ns,
+                    expect: *expect,
                 };
                 self.simple(m, path, line, false)
             }

@@ -90,6 +90,8 @@ pub enum Action {
         mtime_ns: Option<i64>,
         /// rsync's itemize code (empty for a directory's closing mtime).
         code: String,
+        /// What must be there for the change to go ahead.
+        expect: Expect,
     },
 }
 
@@ -151,6 +153,7 @@ pub fn plan(
                         mode: Some(e.mode),
                         mtime_ns: None,
                         code: itemize('.', 'd', false, false, o.mtime_ns != e.mtime_ns, true),
+                        expect: Expect::Any,
                     }),
                     Some(_) => {}
                 }
@@ -160,6 +163,7 @@ pub fn plan(
                         mode: None,
                         mtime_ns: Some(e.mtime_ns),
                         code: String::new(),
+                        expect: Expect::Any,
                     });
                 }
             }
@@ -171,6 +175,7 @@ pub fn plan(
                             mode: None,
                             mtime_ns: Some(e.mtime_ns),
                             code: itemize('.', 'L', false, false, true, false),
+                            expect: Expect::Any,
                         });
                     }
                 }
@@ -219,6 +224,7 @@ pub fn plan(
                         mode: perms.then_some(e.mode),
                         mtime_ns: time.then_some(e.mtime_ns),
                         code: itemize('.', 'f', false, false, time, perms),
+                        expect: Expect::Any,
                     });
                 }
             }

@@ -199,12 +199,14 @@ fn to_action(step: &Step) -> Action {
             mode,
             mtime_ns,
             dir,
+            expect,
             ..
         } => Action::SetAttr {
             path: path.clone(),
             mode: *mode,
             mtime_ns: *mtime_ns,
             code: if *dir { String::new() } else { "attrs".into() },
+            expect: *expect,
         },
     }
 }

@@ -159,6 +159,7 @@ pub enum Step {
         mode: Option<u32>,
         mtime_ns: Option<i64>,
         dir: bool,
+        expect: Expect,
     },
 }
 
@@ -432,6 +433,9 @@ impl<'a> Planner<'a> {
                     mode: Some(s.mode),
                     mtime_ns: file.then_some(s.mtime_ns),
                     dir: s.kind == EntryKind::Dir,
+                    // An edit made there since the listing must not be
+                    // stamped with this side's mtime and recorded as synced.
+                    expect: expect_of(Some(&t)),
                 };
                 // The content is unchanged: keep the known hash.
                 let mut record = synced_copy(&s, from);
@@ -532,6 +536,7 @@ impl<'a> Planner<'a> {
                     mode: Some(s.mode),
                     mtime_ns: Some(s.mtime_ns),
                     dir: true,
+                    expect: Expect::Dir,
                 });
             }
             EntryKind::Symlink => steps.push(Step::Symlink {
@@ -713,6 +718,7 @@ impl<'a> Planner<'a> {
                         mode: Some(e.mode),
                         mtime_ns: Some(e.mtime_ns),
                         dir: false,
+                        expect: expect_of(Some(&old)),
                     });
                 }
                 let mut record = synced_copy(e, side);
@@ -835,6 +841,7 @@ pub fn plan(
                             mode: Some(src.mode),
                             mtime_ns: None,
                             dir: x.kind == EntryKind::Dir,
+                            expect: expect_of(Some(if from == Side::A { y } else { x })),
                         });
                     }
                     let mut rec = synced_pair(x, y);

@@ -210,6 +210,7 @@ pub enum Message {
         path: Vec<u8>,
         mode: Option<u32>,
         mtime_ns: Option<i64>,
+        expect: Expect,
     },
     Remove {
         id: u64,
@@ -484,6 +485,7 @@ impl Message {
                 path,
                 mode,
                 mtime_ns,
+                expect,
             } => {
                 e.varint(*id).bytes(path);
                 match mode {
@@ -494,6 +496,7 @@ impl Message {
                     Some(t) => e.u8(1).ivarint(*t),
                     None => e.u8(0),
                 };
+                encode_expect(&mut e, expect);
                 kind::SET_ATTR
             }
             Message::Remove { id, path, expect } => {
@@ -685,6 +688,7 @@ impl Message {
                 path: d.bytes(MAX_PATH)?.to_vec(),
                 mode: if d.bool()? { Some(d.u32()?) } else { None },
                 mtime_ns: if d.bool()? { Some(d.ivarint()?) } else { None },
+                expect: decode_expect(&mut d)?,
             },
             kind::REMOVE => Message::Remove {
                 id: d.varint()?,

@@ -116,6 +116,10 @@ fn samples() -> Vec<Message> {
             path: b"f".to_vec(),
             mode: None,
             mtime_ns: Some(4),
+            expect: Expect::File {
+                size: 3,
+                mtime_ns: -2,
+            },
         },
         Message::Remove {
             id: 9,
