@@ -117,6 +117,20 @@ pub trait Reporter: Send {
     fn event(&mut self, e: Event<'_>);
 }
 
+/// Reports a plan of `actions` steps whose transfers have these sizes.
+pub(crate) fn report_planned(
+    reporter: &mut dyn Reporter,
+    actions: usize,
+    sizes: impl Iterator<Item = u64>,
+) {
+    let (transfers, bytes) = sizes.fold((0, 0), |(n, b), s| (n + 1, b + s));
+    reporter.event(Event::Planned {
+        actions,
+        transfers,
+        bytes,
+    });
+}
+
 /// What a copy did.
 #[derive(Clone, Debug, Default)]
 pub struct CopySummary {
@@ -289,22 +303,11 @@ fn run(
     let plan = plan::plan(&src_entries, &dst_entries, &from, &to, o.plan, direction);
     summary.files = plan.files;
     summary.total_size = plan.total_size;
-    let transfers: Vec<u64> = plan
-        .actions
-        .iter()
-        .filter_map(|a| {
-            if let Action::Transfer { size, .. } = a {
-                Some(*size)
-            } else {
-                None
-            }
-        })
-        .collect();
-    reporter.event(Event::Planned {
-        actions: plan.actions.len(),
-        transfers: transfers.len(),
-        bytes: transfers.iter().sum(),
+    let sizes = plan.actions.iter().filter_map(|a| match a {
+        Action::Transfer { size, .. } => Some(*size),
+        _ => None,
     });
+    report_planned(reporter, plan.actions.len(), sizes);
     if o.dry_run {
         for a in &plan.actions {
             if let Some(line) = plan::itemize_line(a) {

@@ -417,23 +417,15 @@ fn run(
         }
     }
 
-    let transfers: Vec<u64> = pl
+    let sizes = pl
         .changes
         .iter()
         .flat_map(|c| c.steps.iter())
-        .filter_map(|s| {
-            if let plan::Step::Copy { size, .. } = s {
-                Some(*size)
-            } else {
-                None
-            }
-        })
-        .collect();
-    reporter.event(Event::Planned {
-        actions: pl.changes.len(),
-        transfers: transfers.len(),
-        bytes: transfers.iter().sum(),
-    });
+        .filter_map(|s| match s {
+            plan::Step::Copy { size, .. } => Some(*size),
+            _ => None,
+        });
+    crate::copy::report_planned(reporter, pl.changes.len(), sizes);
     if o.dry_run {
         for c in pl.changes.iter().filter(|c| !c.line.is_empty()) {
             summary.lines.push(c.line.clone());
