@@ -11,15 +11,16 @@
 //! - [`transport`]: child process, `--rsh` command, and SSH (ssh2).
 //!
 //! ```
-//! use deltasync_wire::{Connection, Message};
+//! use deltasync_wire::{Connection, Message, Reply};
 //! // Two one-way pipes make a full-duplex link; here, messages to ourselves.
 //! let mut wire = Vec::new();
 //! let mut conn = Connection::new(&[][..], &mut wire);
-//! conn.writer.send(&Message::Done { id: 7 })?;
+//! let done = Message::Reply { id: 7, rep: Reply::Done };
+//! conn.writer.send(&done)?;
 //! conn.writer.flush()?;
 //! drop(conn);
 //! let mut back = Connection::new(&wire[..], std::io::sink());
-//! assert_eq!(back.reader.recv()?, Some(Message::Done { id: 7 }));
+//! assert_eq!(back.reader.recv()?, Some(done));
 //! # Ok::<(), deltasync_wire::WireError>(())
 //! ```
 //!
@@ -41,4 +42,7 @@ pub use connection::{
     PACKET_TARGET, PROTOCOL_VERSION, Settings, WireStats,
 };
 pub use error::WireError;
-pub use message::{Entry, EntryKind, Expect, FileStat, Hello, Message, Partial};
+pub use message::{
+    Attrs, Code, Entry, EntryKind, Expect, Feed, FileStat, Hello, Links, ListWants, Message, Mtime,
+    Owner, Partial, Reply, Request, StashArea, Xattr,
+};

@@ -2,26 +2,52 @@
 
 use super::*;
 
-fn samples() -> Vec<Message> {
-    let entry = Entry {
+fn entry() -> Entry {
+    Entry {
         path: b"dir/f\xffile".to_vec(),
         kind: EntryKind::Symlink,
         size: 1 << 40,
-        mtime_ns: -5,
+        mtime: Mtime::new(-5, 7),
         mode: 0o755,
         target: b"../x".to_vec(),
         blake3: Some([9; 32]),
         ino: 77,
-    };
+        owner: Some(Owner {
+            uid: 1000,
+            gid: 100,
+            user: "ann".into(),
+            group: "users".into(),
+        }),
+        links: Some(Links {
+            dev: 2049,
+            nlink: 3,
+        }),
+        xattrs: Some(vec![Xattr {
+            name: b"user.comment".to_vec(),
+            value: vec![0, 1, 2],
+        }]),
+    }
+}
+
+fn samples() -> Vec<Message> {
     let stat = FileStat {
         size: 3,
-        mtime_ns: 1_700_000_000_000_000_000,
+        mtime: Mtime::new(17_000_000_000, 5), // past 2262
         mode: 0o644,
     };
     let partial = Partial {
         len: 12,
         blake3: [1; 32],
     };
+    let attrs = Attrs {
+        mode: Some(0o600),
+        mtime: Some(Mtime::new(-100, 0)),
+        owner: entry().owner,
+        xattrs: Some(Vec::new()),
+    };
+    let call = |id, req| Message::Call { id, req };
+    let reply = |id, rep| Message::Reply { id, rep };
+    let feed = |id, feed| Message::Feed { id, feed };
     vec![
         Message::Hello(Hello {
             version: 1,
@@ -30,149 +56,209 @@ fn samples() -> Vec<Message> {
             max_frame: 1 << 20,
             compress_level: -3,
         }),
-        Message::Error {
-            id: 1,
-            code: 11,
-            path: b"a".to_vec(),
-            message: "nope".into(),
-        },
         Message::Bye,
-        Message::List {
-            id: 2,
-            under: b"sub".to_vec(),
-            filters: vec!["*.o".into(), "/target/".into()],
-            checksum: true,
-            if_digest: Some([3; 32]),
-        },
-        Message::DeltaStart {
-            id: 4,
-            skipped: 100,
-        },
-        Message::Entry { id: 2, entry },
-        Message::ListEnd {
-            id: 2,
-            count: 7,
-            digest: [4; 32],
-        },
-        Message::ListSame {
-            id: 2,
-            count: 7,
-            digest: [4; 32],
-        },
-        Message::SigRequest {
-            id: 3,
-            path: b"f".to_vec(),
-            full_sums: true,
-            resume: false,
-        },
-        Message::SigChunk {
-            id: 3,
-            data: vec![1, 2, 3],
-        },
-        Message::SigEnd {
-            id: 3,
-            basis: Some(stat),
-            partial: Some(partial),
-        },
-        Message::DeltaRequest {
-            id: 4,
-            path: b"f".to_vec(),
-            skip: None,
-        },
-        Message::DeltaChunk {
-            id: 4,
-            data: vec![],
-        },
-        Message::DeltaEnd {
-            id: 4,
-            stat,
-            blake3: [2; 32],
-            skipped: 0,
-            literal: 5,
-            matched: 6,
-        },
-        Message::PatchRequest {
-            id: 5,
-            path: b"f".to_vec(),
-            resume_len: 9,
-            expect: Expect::File {
-                size: 3,
-                mtime_ns: -1,
+        Message::Cancel { id: 9 },
+        call(
+            2,
+            Request::List {
+                under: b"sub".to_vec(),
+                filters: vec!["*.o".into(), "/target/".into()],
+                wants: ListWants {
+                    checksum: true,
+                    owner: true,
+                    hard_links: false,
+                    xattrs: true,
+                    acls: true,
+                },
+                if_digest: Some([3; 32]),
             },
-        },
-        Message::Done { id: 5 },
-        Message::Mkdir {
-            id: 6,
-            path: b"d".to_vec(),
-            mode: 0o700,
-        },
-        Message::Symlink {
-            id: 7,
-            path: b"l".to_vec(),
-            target: b"/etc".to_vec(),
-        },
-        Message::SetAttr {
-            id: 8,
-            path: b"f".to_vec(),
-            mode: None,
-            mtime_ns: Some(4),
-            expect: Expect::File {
-                size: 3,
-                mtime_ns: -2,
+        ),
+        call(
+            3,
+            Request::Signature {
+                path: b"f".to_vec(),
+                full_sums: true,
+                resume: false,
             },
-        },
-        Message::Remove {
-            id: 9,
-            path: b"f".to_vec(),
-            expect: Expect::Absent,
-        },
-        Message::Remove {
-            id: 9,
-            path: b"d".to_vec(),
-            expect: Expect::EmptyDir,
-        },
-        Message::ReplicaId {
-            id: 10,
-            create: true,
-        },
-        Message::Value {
-            id: 10,
-            text: "abc".into(),
-        },
-        Message::Hash {
-            id: 11,
-            path: b"f".to_vec(),
-        },
-        Message::Stash {
-            id: 12,
-            path: b"f".to_vec(),
-            area: 1,
-            expect: Expect::Dir,
-        },
-        Message::Rename {
-            id: 13,
-            from: b"a".to_vec(),
-            to: b"b/c".to_vec(),
-            expect: Expect::Symlink,
-        },
-        Message::Lock {
-            id: 14,
-            owner: "host 12 now".into(),
-            force: false,
-        },
-        Message::Unlock { id: 15 },
-        Message::Purge { id: 16, days: 30 },
-        Message::Pair {
-            id: 17,
-            pair: "p1".into(),
-            set: Some("other".into()),
-        },
-        Message::Pair {
-            id: 18,
-            pair: "p1".into(),
-            set: None,
-        },
+        ),
+        call(
+            4,
+            Request::Delta {
+                path: b"f".to_vec(),
+                skip: Some(partial),
+            },
+        ),
+        call(
+            5,
+            Request::Patch {
+                path: b"f".to_vec(),
+                resume_len: 9,
+                expect: Expect::File {
+                    size: 3,
+                    mtime: Mtime::new(-1, 0),
+                },
+                attrs: attrs.clone(),
+                sparse: true,
+            },
+        ),
+        call(
+            6,
+            Request::Hash {
+                path: b"f".to_vec(),
+            },
+        ),
+        call(
+            7,
+            Request::Mkdir {
+                path: b"d".to_vec(),
+                attrs: Attrs {
+                    mode: Some(0o700),
+                    ..Attrs::default()
+                },
+            },
+        ),
+        call(
+            8,
+            Request::Symlink {
+                path: b"l".to_vec(),
+                target: b"/etc".to_vec(),
+                attrs: attrs.clone(),
+            },
+        ),
+        call(
+            8,
+            Request::Link {
+                path: b"h".to_vec(),
+                existing: b"f".to_vec(),
+                expect: Expect::Absent,
+            },
+        ),
+        call(
+            9,
+            Request::SetAttr {
+                path: b"f".to_vec(),
+                attrs,
+                expect: Expect::EmptyDir,
+            },
+        ),
+        call(
+            10,
+            Request::Remove {
+                path: b"f".to_vec(),
+                expect: Expect::Dir,
+            },
+        ),
+        call(
+            11,
+            Request::Stash {
+                path: b"f".to_vec(),
+                area: StashArea::ConflictsLink,
+                expect: Expect::Symlink,
+            },
+        ),
+        call(
+            12,
+            Request::Rename {
+                from: b"a".to_vec(),
+                to: b"b/c".to_vec(),
+                expect: Expect::Any,
+            },
+        ),
+        call(13, Request::ReplicaId { create: true }),
+        call(
+            14,
+            Request::Lock {
+                owner: "host 12 now".into(),
+                force: false,
+            },
+        ),
+        call(15, Request::Unlock),
+        call(16, Request::Purge { days: 30 }),
+        call(
+            17,
+            Request::Pair {
+                pair: "p1".into(),
+                set: Some("other".into()),
+            },
+        ),
+        call(
+            18,
+            Request::Pair {
+                pair: "p1".into(),
+                set: None,
+            },
+        ),
+        feed(4, Feed::SigChunk(vec![1, 2, 3])),
+        feed(4, Feed::SigEnd),
+        feed(5, Feed::DeltaChunk(Vec::new())),
+        feed(
+            5,
+            Feed::DeltaEnd {
+                stat,
+                blake3: [2; 32],
+            },
+        ),
+        feed(4, Feed::Credit(1 << 21)),
+        reply(1, Reply::error(Code::FileIo, b"a", "nope")),
+        reply(
+            1,
+            Reply::Notice {
+                code: Code::Skipped,
+                path: b"fifo".to_vec(),
+                message: "a FIFO".into(),
+            },
+        ),
+        reply(1, Reply::Done),
+        reply(1, Reply::Value("abc".into())),
+        reply(2, Reply::Entry(entry())),
+        reply(
+            2,
+            Reply::ListEnd {
+                count: 7,
+                digest: [4; 32],
+            },
+        ),
+        reply(
+            2,
+            Reply::ListSame {
+                count: 7,
+                digest: [4; 32],
+            },
+        ),
+        reply(3, Reply::SigChunk(vec![5; 9])),
+        reply(
+            3,
+            Reply::SigEnd {
+                basis: Some(stat),
+                partial: Some(partial),
+            },
+        ),
+        reply(4, Reply::DeltaStart { skipped: 100 }),
+        reply(4, Reply::DeltaChunk(vec![1])),
+        reply(
+            4,
+            Reply::DeltaEnd {
+                stat,
+                blake3: [2; 32],
+                skipped: 0,
+                literal: 5,
+                matched: 6,
+            },
+        ),
     ]
+}
+
+fn takes_rest(m: &Message) -> bool {
+    matches!(
+        m,
+        Message::Feed {
+            feed: Feed::SigChunk(_) | Feed::DeltaChunk(_),
+            ..
+        } | Message::Reply {
+            rep: Reply::SigChunk(_) | Reply::DeltaChunk(_),
+            ..
+        }
+    )
 }
 
 #[test]
@@ -187,7 +273,7 @@ fn every_message_round_trips_and_rejects_truncation() {
         }
         let mut longer = p.clone();
         longer.push(0);
-        if !matches!(m, Message::SigChunk { .. } | Message::DeltaChunk { .. }) {
+        if !takes_rest(&m) {
             assert!(
                 Message::decode(k, &longer).is_err(),
                 "{m:?} accepts trailing bytes"
@@ -198,4 +284,35 @@ fn every_message_round_trips_and_rejects_truncation() {
         Message::decode(0xee, &[]),
         Err(WireError::UnknownMessage { kind: 0xee })
     ));
+}
+
+#[test]
+fn hostile_fields_are_refused() {
+    // Nanoseconds past one second.
+    let (k, mut p) = Message::Reply {
+        id: 1,
+        rep: Reply::Entry(Entry::new(
+            b"f",
+            EntryKind::File,
+            1,
+            Mtime::new(0, 0),
+            0o644,
+        )),
+    }
+    .encode();
+    // path(2) kind(1) size(1) secs(1) nanos(1): patch the nanos varint.
+    let at = 1 + 2 + 1 + 1 + 1;
+    p.splice(at..at + 1, [0x80, 0x94, 0xeb, 0xdc, 0x03]); // 1,000,000,000
+    assert!(Message::decode(k, &p).is_err());
+    // An attribute count the frame cannot hold.
+    let mut e = crate::codec::Enc::default();
+    e.varint(1).bytes(b"f").u8(0b1000).varint(1000);
+    assert!(Message::decode(0x52, &e.buf).is_err());
+}
+
+#[test]
+fn codes_keep_their_numbers() {
+    for n in [1, 11, 12, 24, 40, 41, 42, 43, 44, 45, 99] {
+        assert_eq!(Code::from_number(n).number(), n);
+    }
 }

@@ -27,12 +27,70 @@ pub struct Transport {
     pub writer: Box<dyn Write + Send>,
     /// What the far end is, for messages.
     pub description: String,
+    /// The far side's stderr, where we can hold it back (SSH).
+    pub stderr: Option<StderrTap>,
     end: End,
 }
 
 enum End {
     Child(Child),
     Ssh(ssh::SshEnd),
+    /// Nothing to stop: an in-process peer ends when its input closes.
+    Nothing,
+}
+
+/// The far side's stderr on an SSH transport. It starts held back: a probe
+/// for a deltasync that is not there (`command not found`) or a refusal by
+/// a forced command must not reach the user as noise, but may explain a
+/// failed greeting. Once the greeting succeeds, [`StderrTap::release`]
+/// prints what was held and lets the rest through, prefixed `remote:`.
+#[derive(Clone, Debug, Default)]
+pub struct StderrTap(std::sync::Arc<std::sync::Mutex<Option<Vec<u8>>>>);
+
+/// Most stderr bytes held back before the greeting.
+const HELD_STDERR: usize = 64 << 10;
+
+impl StderrTap {
+    /// A tap that holds back what arrives.
+    pub fn holding() -> StderrTap {
+        StderrTap(std::sync::Arc::new(std::sync::Mutex::new(Some(Vec::new()))))
+    }
+
+    /// Takes bytes from the far side's stderr.
+    pub fn push(&self, bytes: &[u8]) {
+        let Ok(mut held) = self.0.lock() else { return };
+        match held.as_mut() {
+            Some(buf) => {
+                let room = HELD_STDERR.saturating_sub(buf.len());
+                buf.extend_from_slice(&bytes[..bytes.len().min(room)]);
+            }
+            None => {
+                for line in String::from_utf8_lossy(bytes).lines() {
+                    eprintln!("remote: {line}");
+                }
+            }
+        }
+    }
+
+    /// Prints what was held and lets the rest through.
+    pub fn release(&self) {
+        let Ok(mut held) = self.0.lock() else { return };
+        if let Some(buf) = held.take() {
+            for line in String::from_utf8_lossy(&buf).lines() {
+                eprintln!("remote: {line}");
+            }
+        }
+    }
+
+    /// What was held back, as text (trimmed).
+    pub fn held_text(&self) -> String {
+        let Ok(held) = self.0.lock() else {
+            return String::new();
+        };
+        held.as_ref()
+            .map(|b| String::from_utf8_lossy(b).trim().to_string())
+            .unwrap_or_default()
+    }
 }
 
 impl std::fmt::Debug for Transport {
@@ -44,6 +102,22 @@ impl std::fmt::Debug for Transport {
 }
 
 impl Transport {
+    /// A transport over two pipes to a peer in this process (tests, and
+    /// the in-memory harness): nothing to kill, nothing to wait for.
+    pub fn pipes(
+        reader: Box<dyn Read + Send>,
+        writer: Box<dyn Write + Send>,
+        description: String,
+    ) -> Transport {
+        Transport {
+            reader,
+            writer,
+            description,
+            stderr: None,
+            end: End::Nothing,
+        }
+    }
+
     /// Splits off the two directions, keeping the handle that ends the far side.
     pub fn split(self) -> (Box<dyn Read + Send>, Box<dyn Write + Send>, EndHandle) {
         (
@@ -79,6 +153,7 @@ impl EndHandle {
         match self.end {
             End::Child(mut c) => Ok(c.wait()?.code()),
             End::Ssh(s) => s.wait(),
+            End::Nothing => Ok(None),
         }
     }
 
@@ -90,6 +165,7 @@ impl EndHandle {
                 let _ = c.wait();
             }
             End::Ssh(s) => s.kill(),
+            End::Nothing => {}
         }
     }
 
@@ -97,7 +173,7 @@ impl EndHandle {
     pub fn pid(&self) -> Option<u32> {
         match &self.end {
             End::Child(c) => Some(c.id()),
-            End::Ssh(_) => None,
+            End::Ssh(_) | End::Nothing => None,
         }
     }
 }
@@ -119,6 +195,7 @@ pub fn spawn(mut command: Command, timeout: Option<Duration>) -> io::Result<Tran
         reader: Box::new(TimeoutReader::spawn(stdout, timeout)),
         writer: Box::new(stdin),
         description,
+        stderr: None,
         end: End::Child(child),
     })
 }

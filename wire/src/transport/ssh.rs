@@ -334,9 +334,10 @@ impl SshSession {
     }
 
     /// Starts `command` on an exec channel and hands it over as a transport.
-    /// A pump thread drives the session from then on; the remote's stderr is
-    /// copied to ours with a `remote:` prefix. Only one transport may be
-    /// live on a session at a time.
+    /// A pump thread drives the session from then on. The remote's stderr
+    /// is held back in the transport's [`StderrTap`](super::StderrTap)
+    /// until the client releases it. Only one transport may be live on a
+    /// session at a time.
     pub fn exec(&self, command: &str) -> Result<Transport, SshError> {
         self.session.set_blocking(true);
         let mut ch = self.session.channel_session().map_err(step("channel"))?;
@@ -346,13 +347,20 @@ impl SshSession {
             self.options.user, self.options.host, self.options.port
         );
         let socket = self.socket.try_clone()?;
-        let (reader, writer, end) =
-            super::ssh_pump::start(self.session.clone(), ch, socket, self.options.io_timeout)?;
+        let tap = super::StderrTap::holding();
+        let (reader, writer, end) = super::ssh_pump::start(
+            self.session.clone(),
+            ch,
+            socket,
+            self.options.io_timeout,
+            tap.clone(),
+        )?;
 
         Ok(Transport {
             reader: Box::new(reader),
             writer: Box::new(writer),
             description,
+            stderr: Some(tap),
             end: End::Ssh(end),
         })
     }

@@ -74,6 +74,7 @@ pub(super) fn start(
     channel: Channel,
     socket: std::net::TcpStream,
     timeout: Option<Duration>,
+    stderr: super::StderrTap,
 ) -> io::Result<(TimeoutReader, PumpWriter, SshEnd)> {
     let (out_tx, out_rx) = bounded::<Vec<u8>>(8);
     let (in_tx, in_rx) = bounded::<io::Result<Vec<u8>>>(16);
@@ -91,6 +92,7 @@ pub(super) fn start(
             out_rx,
             in_tx,
             stop: stop2,
+            stderr,
         };
         let result = pump.run();
         if let Err(e) = &result {
@@ -123,6 +125,7 @@ struct Pump {
     out_rx: Receiver<Vec<u8>>,
     in_tx: Sender<io::Result<Vec<u8>>>,
     stop: Arc<AtomicBool>,
+    stderr: super::StderrTap,
 }
 
 fn would_block(e: &io::Error) -> bool {
@@ -206,9 +209,7 @@ impl Pump {
             }
             match self.channel.stderr().read(&mut buf) {
                 Ok(n) if n > 0 => {
-                    for line in String::from_utf8_lossy(&buf[..n]).lines() {
-                        eprintln!("remote: {line}");
-                    }
+                    self.stderr.push(&buf[..n]);
                     progress = true;
                 }
                 _ => {}
