@@ -83,6 +83,10 @@ pub enum DriverError {
     /// The far side could not be started.
     #[error("{0}")]
     Startup(String),
+    /// The far side runs, but refused this request (a forced command in
+    /// `authorized_keys`, a `--read-only` agent).
+    #[error("{0}")]
+    Refused(String),
     /// The connection failed.
     #[error(transparent)]
     Wire(#[from] WireError),
@@ -137,7 +141,7 @@ impl DriverError {
             DriverError::Signature { .. }
             | DriverError::Delta { .. }
             | DriverError::Patch { .. } => EXIT_STREAM,
-            DriverError::Startup(_) => EXIT_STARTUP,
+            DriverError::Startup(_) | DriverError::Refused(_) => EXIT_STARTUP,
             DriverError::Wire(w) => match w {
                 WireError::Timeout { .. } => EXIT_TIMEOUT,
                 WireError::Mismatch(_) => EXIT_PROTOCOL,

@@ -39,6 +39,7 @@ pub mod agent;
 pub mod client;
 pub mod copy;
 mod error;
+pub mod exec;
 pub mod link;
 pub mod location;
 pub mod path;
@@ -49,6 +50,11 @@ pub mod sync;
 pub use deltasync_engine as engine;
 pub use deltasync_wire as wire;
 pub use error::*;
+
+/// True when this process runs as root (owners are then kept by default).
+pub fn running_as_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
 
 /// This build's version string, sent in the handshake and used to name a
 /// deployed binary.

@@ -14,27 +14,6 @@ use std::thread::JoinHandle;
 use crossbeam::channel::{Receiver, Sender, bounded};
 use deltasync_wire::{MAX_CHUNK, Message, MessageWriter, WireError};
 
-/// Error codes carried in `Message::Error`. They follow rsync's exit codes
-/// where one fits, so the client can pass them on.
-pub mod code {
-    /// The request was refused (bad path, read-only agent, …).
-    pub const REFUSED: u32 = 1;
-    /// A file could not be read or written.
-    pub const FILE_IO: u32 = 11;
-    /// A signature or delta was malformed.
-    pub const DATA: u32 = 12;
-    /// The file vanished before it could be read.
-    pub const VANISHED: u32 = 24;
-    /// The rebuilt file failed its whole-file BLAKE3 check.
-    pub const CHECKSUM: u32 = 40;
-    /// The source changed while it was being read.
-    pub const CHANGED: u32 = 41;
-    /// The client gave up on this transfer.
-    pub const ABORTED: u32 = 42;
-    /// The replica's lock is held; the message names the holder.
-    pub const LOCKED: u32 = 43;
-}
-
 /// How long the outbox waits for one more message before it flushes.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
 /// The longest it holds a flush back, however fast messages keep coming.

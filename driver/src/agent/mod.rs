@@ -1,44 +1,65 @@
 //! `deltasync serve`: the agent that runs beside a replica, speaks the wire
 //! protocol on stdin/stdout, and never touches anything outside its root.
 //!
-//! The main loop reads requests and answers the quick ones itself (listing,
-//! mkdir, remove…). Signatures and deltas go to two worker lanes, one for
+//! [`serve`] is four phases: greet the client, open the root, run the
+//! session, shut down. The session is a loop that feeds every incoming
+//! message, and every job that ends, to the sans-IO [`Core`](core::Core),
+//! which keeps the books (open requests, in-flight limits) and says what to
+//! do. One-message requests (listings, hashes, mkdir…) are answered on the
+//! loop's thread. Signatures and deltas go to two worker lanes, one for
 //! files of 1 MiB and more and one for smaller files, so many small files
 //! never wait behind a large one. Each patch runs on a thread of its own,
-//! fed by the main loop. All replies leave through one outbox thread.
+//! fed by the loop. All replies leave through one outbox thread.
+//!
+//! When the client says goodbye or goes away, open patches keep their
+//! verified prefixes, deltas waiting for credit give up, and the agent
+//! exits after at most [`SHUTDOWN_GRACE`] whatever its workers are doing:
+//! an agent never outlives its client for long.
 
+mod attrs;
+pub mod core;
+mod ids;
 mod jobs;
 mod list;
+mod lock;
 mod ops;
+mod patch;
 mod root;
 
 pub use jobs::partial_name;
 pub use list::{excluded, matcher};
-pub use root::{Root, system_time};
+pub use root::Root;
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-use crossbeam::channel::{Sender, bounded, unbounded};
-use deltasync_wire::{Connection, DELTA_WINDOW, Message, Partial};
+use crossbeam::channel::{Receiver, Sender, bounded, unbounded};
+use deltasync_wire::{
+    Code, Connection, DELTA_WINDOW, FileStat, Message, MessageReader, Partial, Reply, WireError,
+};
 
+use self::core::{Action, Core, Input};
 use crate::error::DriverError;
-use crate::link::{Credit, Outbox, code};
+use crate::link::{Credit, Outbox};
 use crate::path::RelPath;
-use jobs::{PatchFeed, error};
+use patch::{PatchFeed, PatchJob};
 
 /// Files this large or larger go to the big-file lane.
 const BIG_FILE: u64 = 1 << 20;
-/// Most bytes of signature a delta request may carry.
-const MAX_SIGNATURE: usize = 256 << 20;
+/// The longest an agent waits for its workers once the client is gone.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// How to run the agent.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServeOptions {
-    /// The replica root.
+    /// The replica root; beneath `jail` when that is set.
     pub root: PathBuf,
+    /// Under a forced command, the directory the root must resolve beneath.
+    pub jail: Option<PathBuf>,
     /// Refuse every request that would change the replica.
     pub read_only: bool,
     /// Create the root (one level) if it is missing.
@@ -50,12 +71,17 @@ pub struct ServeOptions {
 /// client asked for in `SSH_ORIGINAL_COMMAND`. As rrsync does, we honour the
 /// client's request only inside the forced root: its `--root X` is taken
 /// relative to the forced root (an absolute X must lie under it), `..` is
-/// refused, and a forced `--read-only` cannot be lifted.
+/// refused, and a forced `--read-only` cannot be lifted. The result is
+/// jailed: [`serve`] resolves the sub-root beneath the forced root, so a
+/// symlink inside it cannot lead out.
 pub fn forced_options(forced: &ServeOptions, original: &str) -> Result<ServeOptions, String> {
+    let refused = |why: String| format!("refused by the forced command on this key: {why}");
     let words = shell_words::split(original)
-        .map_err(|e| format!("cannot parse the requested command: {e}"))?;
+        .map_err(|e| refused(format!("cannot parse the requested command: {e}")))?;
     let at = words.iter().position(|w| w == "serve").ok_or_else(|| {
-        format!("only `deltasync serve` is allowed with this key, not {original:?}")
+        refused(format!(
+            "only `deltasync serve` is allowed, not {original:?}"
+        ))
     })?;
     let mut asked: Option<&str> = None;
     let mut read_only = forced.read_only;
@@ -66,43 +92,115 @@ pub fn forced_options(forced: &ServeOptions, original: &str) -> Result<ServeOpti
             "--root" => asked = it.next().map(String::as_str),
             "--read-only" => read_only = true,
             "--mkdir" => mkdir = true,
-            other => return Err(format!("option {other:?} is not allowed with this key")),
+            other => return Err(refused(format!("option {other:?} is not allowed"))),
         }
     }
+    let outside = |asked: &str| {
+        refused(format!(
+            "{asked} is outside the allowed root {}",
+            forced.root.display()
+        ))
+    };
     let asked = asked.unwrap_or(".");
-    let asked_path = std::path::Path::new(asked);
+    let asked_path = Path::new(asked);
     let rel = if asked_path.is_absolute() {
         asked_path
             .strip_prefix(&forced.root)
-            .map_err(|_| {
-                format!(
-                    "{asked} is outside the allowed root {}",
-                    forced.root.display()
-                )
-            })?
+            .map_err(|_| outside(asked))?
             .to_path_buf()
     } else {
         asked_path.to_path_buf()
     };
-    let mut root = forced.root.clone();
+    let mut sub = PathBuf::new();
     for c in rel.components() {
         match c {
-            std::path::Component::Normal(n) => root.push(n),
+            std::path::Component::Normal(n) => sub.push(n),
             std::path::Component::CurDir => {}
-            _ => {
-                return Err(format!(
-                    "{asked} is outside the allowed root {}",
-                    forced.root.display()
-                ));
-            }
+            _ => return Err(outside(asked)),
         }
     }
-    let mkdir = mkdir && root != forced.root;
+    let mkdir = mkdir && !sub.as_os_str().is_empty();
     Ok(ServeOptions {
-        root,
+        root: sub,
+        jail: Some(forced.root.clone()),
         read_only,
         mkdir,
     })
+}
+
+/// Serves one client on `input`/`output` until it says goodbye or hangs up.
+pub fn serve(
+    options: &ServeOptions,
+    input: impl Read + Send + 'static,
+    output: impl Write + Send + 'static,
+) -> Result<(), DriverError> {
+    let (reader, outbox) = greet(input, output)?;
+    match open_root(options) {
+        Ok(root) => Session::start(Arc::new(root), reader, outbox).run(),
+        Err(e) => refuse_everything(reader, outbox, jobs::io_code(&e), &e.to_string()),
+    }
+}
+
+/// Phase 1: the handshake, then an outbox thread for every reply.
+fn greet(
+    input: impl Read + Send + 'static,
+    output: impl Write + Send + 'static,
+) -> Result<(MessageReader<Box<dyn Read + Send>>, Outbox), DriverError> {
+    let mut conn = Connection::new(
+        Box::new(input) as Box<dyn Read + Send>,
+        Box::new(output) as Box<dyn Write + Send>,
+    );
+    conn.server_handshake(&crate::program_version())?;
+    let Connection { reader, writer, .. } = conn;
+    Ok((reader, Outbox::spawn(writer, 256)))
+}
+
+/// Phase 2: the root, made first if asked (one level).
+fn open_root(o: &ServeOptions) -> std::io::Result<Root> {
+    match &o.jail {
+        Some(jail) => Root::open_beneath(jail, &o.root, o.read_only, o.mkdir),
+        None => {
+            if o.mkdir && !o.read_only && !o.root.exists() {
+                let _ = std::fs::create_dir(&o.root);
+            }
+            Root::open(&o.root, o.read_only)
+        }
+    }
+}
+
+/// A root we cannot open is an answer to every request, not a silent
+/// hang-up the client would mistake for a missing deltasync.
+fn refuse_everything(
+    mut reader: MessageReader<Box<dyn Read + Send>>,
+    outbox: Outbox,
+    code: Code,
+    why: &str,
+) -> Result<(), DriverError> {
+    let out = outbox.sender();
+    let result = loop {
+        match reader.recv() {
+            Ok(Some(Message::Bye)) | Ok(None) => break Ok(()),
+            Ok(Some(Message::Call { id, .. })) => {
+                let _ = out.send(Message::Reply {
+                    id,
+                    rep: Reply::error(code, b"", why),
+                });
+            }
+            Ok(Some(_)) => {}
+            Err(e) => break Err(DriverError::from(e)),
+        }
+    };
+    drop(out);
+    let flushed = outbox.finish();
+    result?;
+    flushed.map_err(DriverError::from)
+}
+
+/// What reaches the session loop.
+enum Event {
+    Input(Input),
+    /// The client hung up (`None`) or its stream broke.
+    Gone(Option<WireError>),
 }
 
 /// A queued signature or delta job.
@@ -122,302 +220,285 @@ enum Job {
     },
 }
 
-/// A request still receiving messages.
-enum Pending {
-    Sig {
-        path: RelPath,
-        skip: Option<Partial>,
-        sig: Vec<u8>,
-    },
-    Patch {
-        chunks: Sender<Option<Vec<u8>>>,
-        end: Sender<(deltasync_wire::FileStat, [u8; 32])>,
-    },
+impl Job {
+    fn id(&self) -> u64 {
+        match self {
+            Job::Signature { id, .. } | Job::Delta { id, .. } => *id,
+        }
+    }
 }
 
-/// Serves one client on `input`/`output` until it says goodbye or hangs up.
-pub fn serve(
-    options: &ServeOptions,
-    input: impl Read + Send + 'static,
-    output: impl Write + Send + 'static,
-) -> Result<(), DriverError> {
-    let mut conn = Connection::new(input, output);
-    conn.server_handshake(&crate::program_version())?;
-    let Connection {
-        mut reader, writer, ..
-    } = conn;
-    let outbox = Outbox::spawn(writer, 256);
-    let out = outbox.sender();
-    // Greet first, then open the root: a root we cannot open is an answer
-    // to every request, not a silent hang-up the client would mistake for
-    // a missing deltasync.
-    if options.mkdir && !options.read_only && !options.root.exists() {
-        let _ = std::fs::create_dir(&options.root);
-    }
-    let root = match Root::open(&options.root, options.read_only) {
-        Ok(r) => Arc::new(r),
-        Err(e) => {
-            let why = e.to_string();
-            let result = loop {
+/// The feed of a running patch.
+struct Feeding {
+    chunks: Sender<Option<Vec<u8>>>,
+    end: Sender<(FileStat, [u8; 32])>,
+}
+
+/// Phase 3's state: the core and the threads and channels it drives.
+struct Session {
+    root: Arc<Root>,
+    core: Core,
+    out: Sender<Message>,
+    outbox: Outbox,
+    events: Receiver<Event>,
+    finished: Sender<Event>,
+    big: Sender<Job>,
+    small: Sender<Job>,
+    feeds: HashMap<u64, Feeding>,
+    credits: HashMap<u64, Arc<Credit>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Session {
+    fn start(
+        root: Arc<Root>,
+        mut reader: MessageReader<Box<dyn Read + Send>>,
+        outbox: Outbox,
+    ) -> Session {
+        let out = outbox.sender();
+        let (events_tx, events) = unbounded::<Event>();
+        let finished = events_tx.clone();
+        // The reader: the client's messages, then how the stream ended.
+        // Bounded by the socket: it waits for the loop only through the
+        // unbounded channel, which the loop drains faster than a link fills.
+        std::thread::spawn(move || {
+            loop {
                 match reader.recv() {
-                    Ok(Some(Message::Bye)) | Ok(None) => break Ok(()),
                     Ok(Some(m)) => {
-                        let _ = out.send(Message::Error {
-                            id: m.id().unwrap_or(0),
-                            code: code::FILE_IO,
-                            path: Vec::new(),
-                            message: why.clone(),
-                        });
-                    }
-                    Err(e) => break Err(DriverError::from(e)),
-                }
-            };
-            drop(out);
-            let flushed = outbox.finish();
-            result?;
-            return flushed.map_err(DriverError::from);
-        }
-    };
-
-    let (big_tx, big_rx) = unbounded::<Job>();
-    let (small_tx, small_rx) = unbounded::<Job>();
-    let mut lanes = Vec::new();
-    for rx in [big_rx, small_rx] {
-        let (root, out) = (root.clone(), out.clone());
-        lanes.push(std::thread::spawn(move || {
-            for job in rx {
-                match job {
-                    Job::Signature {
-                        id,
-                        path,
-                        full_sums,
-                        resume,
-                    } => jobs::signature(&root, id, &path, full_sums, resume, &out),
-                    Job::Delta {
-                        id,
-                        path,
-                        skip,
-                        sig,
-                        credit,
-                    } => jobs::delta(&root, id, &path, skip, &sig, credit, &out),
-                }
-            }
-        }));
-    }
-    let lane_for = |path: &RelPath| match root.lstat(path) {
-        Ok(Some(m)) if m.len() >= BIG_FILE => &big_tx,
-        _ => &small_tx,
-    };
-
-    let mut pending: HashMap<u64, Pending> = HashMap::new();
-    let mut credits: HashMap<u64, Arc<Credit>> = HashMap::new();
-    let mut patches: Vec<std::thread::JoinHandle<()>> = Vec::new();
-    let result = loop {
-        let msg = match reader.recv() {
-            Ok(Some(Message::Bye)) | Ok(None) => break Ok(()),
-            Ok(Some(m)) => m,
-            Err(e) => break Err(DriverError::from(e)),
-        };
-        let reply = |m: Message| {
-            let _ = out.send(m);
-        };
-        // Shape-check the path of every request before anything else.
-        let path_of = |id: u64, raw: &[u8]| {
-            RelPath::parse(raw)
-                .map_err(|e| {
-                    reply(Message::Error {
-                        id,
-                        code: code::REFUSED,
-                        path: raw.to_vec(),
-                        message: e.to_string(),
-                    })
-                })
-                .ok()
-        };
-        match msg {
-            Message::List {
-                id,
-                under,
-                filters,
-                checksum,
-                if_digest,
-            } => {
-                let Some(under) = path_of(id, &under) else {
-                    continue;
-                };
-                match list::matcher(&filters) {
-                    Err(e) => reply(error(id, code::REFUSED, &under, e)),
-                    Ok(m) => {
-                        match list::send_listing(&root, &under, &m, checksum, if_digest, id, &out) {
-                            Ok(()) => {}
-                            Err(e) => reply(error(
-                                id,
-                                if e.kind() == std::io::ErrorKind::NotFound {
-                                    code::VANISHED
-                                } else {
-                                    code::FILE_IO
-                                },
-                                &under,
-                                e,
-                            )),
+                        if events_tx.send(Event::Input(Input::Message(m))).is_err() {
+                            return;
                         }
                     }
+                    Ok(None) => {
+                        let _ = events_tx.send(Event::Gone(None));
+                        return;
+                    }
+                    Err(e) => {
+                        let _ = events_tx.send(Event::Gone(Some(e)));
+                        return;
+                    }
                 }
             }
-            Message::SigRequest {
+        });
+        let (big, big_rx) = unbounded::<Job>();
+        let (small, small_rx) = unbounded::<Job>();
+        let mut threads = Vec::new();
+        for rx in [big_rx, small_rx] {
+            let (root, out, done) = (root.clone(), out.clone(), finished.clone());
+            threads.push(std::thread::spawn(move || lane(&root, rx, &out, &done)));
+        }
+        Session {
+            root,
+            core: Core::new(),
+            out,
+            outbox,
+            events,
+            finished,
+            big,
+            small,
+            feeds: HashMap::new(),
+            credits: HashMap::new(),
+            threads,
+        }
+    }
+
+    /// Phase 3, then phase 4.
+    fn run(mut self) -> Result<(), DriverError> {
+        let result = loop {
+            let input = match self.events.recv() {
+                Ok(Event::Input(i)) => i,
+                Ok(Event::Gone(None)) | Err(_) => break Ok(()),
+                Ok(Event::Gone(Some(e))) => break Err(DriverError::from(e)),
+            };
+            let mut stop = false;
+            for action in self.core.handle(input) {
+                stop |= self.act(action);
+            }
+            if stop {
+                break Ok(());
+            }
+        };
+        let all_done = self.shut_down();
+        let Session { out, outbox, .. } = self;
+        drop(out);
+        if !all_done {
+            // A worker is stuck (and holds a sender): the outbox would wait
+            // for it. What is queued is flushed by the outbox's own thread
+            // while the process ends.
+            return result;
+        }
+        let flushed = outbox.finish();
+        result?;
+        flushed.map_err(DriverError::from)
+    }
+
+    /// Carries out one action; true means stop.
+    fn act(&mut self, action: Action) -> bool {
+        match action {
+            Action::Reply(id, rep) => {
+                let _ = self.out.send(Message::Reply { id, rep });
+            }
+            Action::Run(id, req) => ops::run(&self.root, id, req, &self.out),
+            Action::Signature {
                 id,
                 path,
                 full_sums,
                 resume,
             } => {
-                let Some(path) = path_of(id, &path) else {
-                    continue;
-                };
-                let _ = lane_for(&path).send(Job::Signature {
+                let lane = self.lane_for(&path);
+                let _ = lane.send(Job::Signature {
                     id,
                     path,
                     full_sums,
                     resume,
                 });
             }
-            Message::DeltaRequest { id, path, skip } => {
-                let Some(path) = path_of(id, &path) else {
-                    continue;
-                };
-                pending.insert(
+            Action::Delta {
+                id,
+                path,
+                skip,
+                sig,
+            } => {
+                let credit = Credit::new(DELTA_WINDOW);
+                self.credits.insert(id, credit.clone());
+                let lane = self.lane_for(&path);
+                let _ = lane.send(Job::Delta {
                     id,
-                    Pending::Sig {
-                        path,
-                        skip,
-                        sig: Vec::new(),
-                    },
-                );
+                    path,
+                    skip,
+                    sig,
+                    credit,
+                });
             }
-            Message::SigChunk { id, data } => match pending.get_mut(&id) {
-                Some(Pending::Sig { sig, path, .. }) => {
-                    if sig.len() + data.len() > MAX_SIGNATURE {
-                        reply(error(
-                            id,
-                            code::DATA,
-                            path,
-                            format!("signature larger than {MAX_SIGNATURE} bytes"),
-                        ));
-                        pending.remove(&id);
-                    } else {
-                        sig.extend_from_slice(&data);
-                    }
-                }
-                _ => reply(Message::Error {
-                    id,
-                    code: code::REFUSED,
-                    path: Vec::new(),
-                    message: "signature chunk for no delta request".into(),
-                }),
-            },
-            Message::SigEnd { id, .. } => match pending.remove(&id) {
-                Some(Pending::Sig { path, skip, sig }) => {
-                    let credit = Credit::new(DELTA_WINDOW);
-                    // Finished deltas' credits are dropped now and then.
-                    credits.retain(|_, c| Arc::strong_count(c) > 1);
-                    credits.insert(id, credit.clone());
-                    let _ = lane_for(&path).send(Job::Delta {
-                        id,
-                        path,
-                        skip,
-                        sig,
-                        credit,
-                    });
-                }
-                other => {
-                    if let Some(p) = other {
-                        pending.insert(id, p);
-                    }
-                    reply(Message::Error {
-                        id,
-                        code: code::REFUSED,
-                        path: Vec::new(),
-                        message: "signature end for no delta request".into(),
-                    });
-                }
-            },
-            Message::PatchRequest {
+            Action::StartPatch {
                 id,
                 path,
                 resume_len,
                 expect,
+                attrs,
+                sparse,
             } => {
-                let Some(path) = path_of(id, &path) else {
-                    continue;
-                };
                 let (chunks, chunks_rx) = bounded(64);
                 let (end, end_rx) = bounded(1);
-                pending.insert(id, Pending::Patch { chunks, end });
+                self.feeds.insert(id, Feeding { chunks, end });
+                let job = PatchJob {
+                    id,
+                    path,
+                    resume_len,
+                    expect,
+                    attrs,
+                    sparse,
+                };
                 let feed = PatchFeed {
                     chunks: chunks_rx,
                     end: end_rx,
                 };
-                let (root, out) = (root.clone(), out.clone());
+                let (root, out, done) =
+                    (self.root.clone(), self.out.clone(), self.finished.clone());
                 // A finished thread keeps its stack until joined or
                 // detached: drop (detach) the finished ones, or a run of
                 // 100,000 files would hold 100,000 dead stacks.
-                patches.retain(|h| !h.is_finished());
-                patches.push(std::thread::spawn(move || {
-                    jobs::patch(root, id, path, resume_len, expect, feed, out)
+                self.threads.retain(|h| !h.is_finished());
+                self.threads.push(std::thread::spawn(move || {
+                    let reply = patch::patch(&root, job, feed);
+                    // The slot is freed before the client hears of it, so a
+                    // client that starts the next patch on this reply never
+                    // finds the agent still counting this one.
+                    let _ = done.send(Event::Input(Input::Finished(id)));
+                    let _ = out.send(reply);
                 }));
             }
-            Message::DeltaChunk { id, data } => {
-                if let Some(Pending::Patch { chunks, .. }) = pending.get(&id) {
-                    if chunks.send(Some(data)).is_err() {
-                        pending.remove(&id); // the patch failed and already replied
+            Action::PatchChunk { id, data } => {
+                if let Some(f) = self.feeds.get(&id) {
+                    if f.chunks.send(Some(data)).is_err() {
+                        self.feeds.remove(&id); // the patch failed and already replied
                     }
                 }
             }
-            Message::DeltaEnd {
-                id, stat, blake3, ..
-            } => {
-                if let Some(Pending::Patch { chunks, end }) = pending.remove(&id) {
-                    let _ = end.send((stat, blake3));
-                    let _ = chunks.send(None);
+            Action::PatchEnd { id, stat, blake3 } => {
+                if let Some(f) = self.feeds.remove(&id) {
+                    let _ = f.end.send((stat, blake3));
+                    let _ = f.chunks.send(None);
                 }
             }
-            // The client abandons a request: a patch keeps its prefix, a
-            // delta stops at its next chunk.
-            Message::Error { id, .. } => {
-                pending.remove(&id);
-                if let Some(c) = credits.remove(&id) {
-                    c.cancel();
-                }
-            }
-            Message::Credit { id, bytes } => {
-                if let Some(c) = credits.get(&id) {
+            Action::Grant { id, bytes } => {
+                if let Some(c) = self.credits.get(&id) {
                     c.grant(bytes);
                 }
             }
-            other => match ops::handle(&root, &other) {
-                Some(answer) => reply(answer),
-                None => reply(Message::Error {
-                    id: other.id().unwrap_or(0),
-                    code: code::REFUSED,
-                    path: Vec::new(),
-                    message: format!("unexpected message {other:?}"),
-                }),
-            },
+            Action::Cancel { id } => {
+                // A patch sees its feed close and keeps its prefix; a delta
+                // stops at its next chunk.
+                self.feeds.remove(&id);
+                if let Some(c) = self.credits.remove(&id) {
+                    c.cancel();
+                }
+            }
+            Action::Stop => return true,
         }
-    };
-    // Unfinished patches see their channels close and keep their prefixes;
-    // deltas waiting for credit give up.
-    pending.clear();
-    for c in credits.values() {
-        c.cancel();
+        // Credits of deltas that have ended are dropped now and then.
+        if self.credits.len() > 64 {
+            self.credits.retain(|_, c| Arc::strong_count(c) > 1);
+        }
+        false
     }
-    drop((big_tx, small_tx));
-    for t in lanes.into_iter().chain(patches) {
-        let _ = t.join();
+
+    fn lane_for(&self, path: &RelPath) -> &Sender<Job> {
+        match self.root.lstat(path) {
+            Ok(Some(m)) if m.len() >= BIG_FILE => &self.big,
+            _ => &self.small,
+        }
     }
-    drop(out);
-    let flushed = outbox.finish();
-    result?;
-    flushed.map_err(DriverError::from)
+
+    /// Phase 4: unfinished patches see their feeds close and keep their
+    /// prefixes; deltas waiting for credit give up; the lanes drain. We
+    /// wait for the workers at most `SHUTDOWN_GRACE`. True if they all ended.
+    fn shut_down(&mut self) -> bool {
+        self.feeds.clear();
+        for c in self.credits.values() {
+            c.cancel();
+        }
+        let Session { big, small, .. } = self;
+        // Replacing the lane senders with dead ones closes the lanes.
+        *big = bounded(0).0;
+        *small = bounded(0).0;
+        let until = Instant::now() + SHUTDOWN_GRACE;
+        while self.threads.iter().any(|t| !t.is_finished()) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let mut all = true;
+        for t in std::mem::take(&mut self.threads) {
+            if t.is_finished() {
+                let _ = t.join();
+            } else {
+                all = false; // detached: the process ends without it
+            }
+        }
+        all
+    }
+}
+
+/// A worker lane: runs signature and delta jobs in order.
+fn lane(root: &Root, jobs: Receiver<Job>, out: &Sender<Message>, done: &Sender<Event>) {
+    for job in jobs {
+        let id = job.id();
+        match job {
+            Job::Signature {
+                path,
+                full_sums,
+                resume,
+                ..
+            } => jobs::signature(root, id, &path, full_sums, resume, out),
+            Job::Delta {
+                path,
+                skip,
+                sig,
+                credit,
+                ..
+            } => jobs::delta(root, id, &path, skip, &sig, credit, out),
+        }
+        let _ = done.send(Event::Input(Input::Finished(id)));
+    }
 }
 
 #[cfg(test)]
@@ -428,32 +509,35 @@ mod tests {
     fn forced_command_confines_the_request() {
         let forced = ServeOptions {
             root: "/srv/share".into(),
+            jail: None,
             read_only: false,
             mkdir: false,
         };
         let ok = |cmd: &str| forced_options(&forced, cmd);
-        assert_eq!(
-            ok("deltasync serve --root .").unwrap().root,
-            PathBuf::from("/srv/share")
-        );
+        let jailed = |root: &str, mkdir| ServeOptions {
+            root: root.into(),
+            jail: Some("/srv/share".into()),
+            read_only: false,
+            mkdir,
+        };
+        assert_eq!(ok("deltasync serve --root .").unwrap(), jailed("", false));
         assert_eq!(
             ok("deltasync serve --root docs/x --mkdir").unwrap(),
-            ServeOptions {
-                root: "/srv/share/docs/x".into(),
-                read_only: false,
-                mkdir: true
-            }
+            jailed("docs/x", true)
         );
         assert_eq!(
-            ok("\"$HOME\"/bin/deltasync serve --root /srv/share/a")
-                .unwrap()
-                .root,
-            PathBuf::from("/srv/share/a")
+            ok("\"$HOME\"/bin/deltasync serve --root /srv/share/a").unwrap(),
+            jailed("a", false)
         );
-        assert!(ok("deltasync serve --root ../etc").is_err());
-        assert!(ok("deltasync serve --root /etc").is_err());
-        assert!(ok("rm -rf /").is_err());
-        assert!(ok("deltasync serve --root . --evil").is_err());
+        for bad in [
+            "deltasync serve --root ../etc",
+            "deltasync serve --root /etc",
+            "rm -rf /",
+            "deltasync serve --root . --evil",
+        ] {
+            let e = ok(bad).unwrap_err();
+            assert!(e.starts_with("refused by the forced command"), "{e}");
+        }
         let ro = ServeOptions {
             read_only: true,
             ..forced.clone()
@@ -463,5 +547,33 @@ mod tests {
                 .unwrap()
                 .read_only
         );
+    }
+
+    /// A symlink inside the jail cannot become the root, whatever the
+    /// request says: `etc -> /etc` and `esc -> /outside` are refused.
+    #[test]
+    fn a_jailed_root_never_resolves_through_a_symlink_out() {
+        let t = tempfile::tempdir().unwrap();
+        let jail = t.path().join("jail");
+        let outside = t.path().join("outside");
+        std::fs::create_dir_all(jail.join("inner")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, jail.join("esc")).unwrap();
+        std::os::unix::fs::symlink("inner", jail.join("ok")).unwrap();
+        std::os::unix::fs::symlink("../outside", jail.join("rel")).unwrap();
+        let forced = ServeOptions {
+            root: jail.clone(),
+            jail: None,
+            read_only: false,
+            mkdir: false,
+        };
+        for sub in ["esc", "rel", "esc/new"] {
+            let o =
+                forced_options(&forced, &format!("deltasync serve --root {sub} --mkdir")).unwrap();
+            assert!(open_root(&o).is_err(), "{sub} opened");
+        }
+        assert!(!outside.join("new").exists());
+        let o = forced_options(&forced, "deltasync serve --root ok").unwrap();
+        assert_eq!(open_root(&o).unwrap().shown(), jail.join("ok"));
     }
 }

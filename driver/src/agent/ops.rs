@@ -1,190 +1,202 @@
 //! The agent's one-message requests: each gets one reply, `Done` (or a
-//! value) or an `Error` naming the path and the cause. Every change is
-//! guarded by an `Expect`: if the path no longer holds what the client's
-//! plan saw, nothing is done and the reply says so (code `CHANGED`), so a
-//! sync never overwrites or removes a change made while it ran.
+//! value) or an `Error` naming the path and the cause (a listing gets its
+//! stream). Every change is guarded by an `Expect`: if the path no longer
+//! holds what the client's plan saw, nothing is done and the reply says so
+//! (code `Changed`), so a sync never overwrites or removes a change made
+//! while it ran.
 
 use std::io;
 
-use deltasync_wire::{Expect, Message};
+use crossbeam::channel::Sender;
+use deltasync_wire::{Code, Expect, Message, Reply, Request};
 
-use super::jobs::error;
-use super::list::hash_file;
+use super::jobs::io_code;
+use super::list::{ListJob, hash_file, matcher, send_listing};
 use super::root::Root;
-use crate::link::code;
 use crate::path::RelPath;
 
-/// Handles `msg` if it is a one-message request; `None` otherwise.
-pub(super) fn handle(root: &Root, msg: &Message) -> Option<Message> {
-    let path = |raw: &[u8], id: u64| {
-        RelPath::parse(raw).map_err(|e| Message::Error {
-            id,
-            code: code::REFUSED,
-            path: raw.to_vec(),
-            message: e.to_string(),
-        })
+/// Answers request `id` on `out`.
+pub(super) fn run(root: &Root, id: u64, req: Request, out: &Sender<Message>) {
+    let reply = |rep| {
+        let _ = out.send(Message::Reply { id, rep });
     };
-    let reply = match msg {
-        Message::Mkdir { id, path: p, mode } => {
-            path(p, *id).map(|p| done_or(*id, &p, root.mkdir(&p, *mode)))
-        }
-        Message::Symlink {
+    if let Request::List {
+        under,
+        filters,
+        wants,
+        if_digest,
+    } = &req
+    {
+        let under = match RelPath::parse(under) {
+            Ok(p) => p,
+            Err(e) => return reply(Reply::error(Code::Refused, under, e)),
+        };
+        let filter = match matcher(filters) {
+            Ok(m) => m,
+            Err(e) => return reply(Reply::error(Code::Refused, under.as_bytes(), e)),
+        };
+        let job = ListJob {
             id,
+            under: &under,
+            filter: &filter,
+            wants: *wants,
+            if_digest: *if_digest,
+        };
+        if let Err(e) = send_listing(root, &job, out) {
+            reply(Reply::error(io_code(&e), under.as_bytes(), e));
+        }
+        return;
+    }
+    reply(handle(root, &req));
+}
+
+/// The reply to a one-message request.
+pub(super) fn handle(root: &Root, req: &Request) -> Reply {
+    let path = |raw: &[u8]| RelPath::parse(raw).map_err(|e| Reply::error(Code::Refused, raw, e));
+    let root_path = RelPath::root();
+    let r = match req {
+        Request::Mkdir { path: p, attrs } => {
+            path(p).map(|p| done_or(&p, root.mkdir(&p).and_then(|()| root.set_attrs(&p, attrs))))
+        }
+        Request::Symlink {
             path: p,
             target,
-        } => path(p, *id).map(|p| done_or(*id, &p, root.symlink(&p, target))),
-        Message::SetAttr {
-            id,
-            path: p,
-            mode,
-            mtime_ns,
-            expect,
-        } => path(p, *id).map(|p| {
-            guarded(root, *id, &p, expect, || {
-                if let Some(m) = mode {
-                    root.set_mode(&p, *m)?;
-                }
-                if let Some(t) = mtime_ns {
-                    root.set_mtime(&p, *t)?;
-                }
-                Ok(())
-            })
+            attrs,
+        } => path(p).map(|p| {
+            done_or(
+                &p,
+                root.symlink(&p, target)
+                    .and_then(|()| root.set_attrs(&p, attrs)),
+            )
         }),
-        Message::Remove {
-            id,
+        Request::Link {
             path: p,
+            existing,
             expect,
-        } => path(p, *id).map(|p| {
+        } => path(p).and_then(|p| {
+            let existing = path(existing)?;
+            Ok(guarded(root, &p, expect, || root.hard_link(&p, &existing)))
+        }),
+        Request::SetAttr {
+            path: p,
+            attrs,
+            expect,
+        } => path(p).map(|p| guarded(root, &p, expect, || root.set_attrs(&p, attrs))),
+        Request::Remove { path: p, expect } => path(p).map(|p| {
             if p.is_root() {
-                return error(*id, code::REFUSED, &p, "refusing to remove the root");
+                return Reply::error(Code::Refused, p.as_bytes(), "refusing to remove the root");
             }
-            guarded(root, *id, &p, expect, || root.remove(&p))
+            guarded(root, &p, expect, || root.remove(&p))
         }),
-        Message::Stash {
-            id,
+        Request::Stash {
             path: p,
             area,
             expect,
-        } => path(p, *id).map(|p| {
+        } => path(p).map(|p| {
             if p.is_root() {
-                return error(*id, code::REFUSED, &p, "refusing to stash the root");
+                return Reply::error(Code::Refused, p.as_bytes(), "refusing to stash the root");
             }
-            match area {
-                0 => guarded(root, *id, &p, expect, || root.stash(&p, "deleted", false)),
-                1 => guarded(root, *id, &p, expect, || root.stash(&p, "conflicts", true)),
-                2 => guarded(root, *id, &p, expect, || root.stash_link(&p, "conflicts")),
-                a => error(*id, code::REFUSED, &p, format!("unknown stash area {a}")),
+            guarded(root, &p, expect, || root.stash(&p, *area))
+        }),
+        Request::Rename { from, to, expect } => path(from).and_then(|f| {
+            let t = path(to)?;
+            if f.is_root() || t.is_root() {
+                return Ok(Reply::error(
+                    Code::Refused,
+                    f.as_bytes(),
+                    "refusing to rename the root",
+                ));
             }
+            Ok(guarded(root, &f, expect, || root.rename(&f, &t)))
         }),
-        Message::Rename {
-            id,
-            from,
-            to,
-            expect,
-        } => path(from, *id)
-            .and_then(|f| path(to, *id).map(|t| (f, t)))
-            .map(|(f, t)| {
-                if f.is_root() || t.is_root() {
-                    return error(*id, code::REFUSED, &f, "refusing to rename the root");
-                }
-                guarded(root, *id, &f, expect, || root.rename(&f, &t))
-            }),
-        Message::Hash { id, path: p } => path(p, *id).map(|p| hash(root, *id, &p)),
-        Message::ReplicaId { id, create } => Ok(match root.replica_id(*create) {
-            Ok(v) => Message::Value {
-                id: *id,
-                text: v.unwrap_or_default(),
-            },
-            Err(e) => error(*id, code::FILE_IO, &RelPath::root(), e),
+        Request::Hash { path: p } => path(p).map(|p| hash(root, &p)),
+        Request::ReplicaId { create } => Ok(match root.replica_id(*create) {
+            Ok(v) => Reply::Value(v.unwrap_or_default()),
+            Err(e) => Reply::error(io_code(&e), b"", e),
         }),
-        Message::Lock { id, owner, force } => Ok(match root.lock(owner, *force) {
-            Ok(Ok(())) => Message::Value {
-                id: *id,
-                text: String::new(),
-            },
-            Ok(Err(holder)) => error(*id, code::LOCKED, &RelPath::root(), holder),
-            Err(e) => error(*id, code::FILE_IO, &RelPath::root(), e),
+        Request::Lock { owner, force } => Ok(match root.lock(owner, *force) {
+            Ok(Ok(())) => Reply::Value(String::new()),
+            Ok(Err(holder)) => Reply::error(Code::Locked, b"", holder),
+            Err(e) => Reply::error(io_code(&e), b"", e),
         }),
-        Message::Unlock { id } => Ok(done_or(*id, &RelPath::root(), root.unlock())),
-        Message::Pair { id, pair, set } => Ok(match root.pair_note(pair, set.as_deref()) {
-            Ok(old) => Message::Value { id: *id, text: old },
-            Err(e) => error(*id, code::FILE_IO, &RelPath::root(), e),
+        Request::Unlock => Ok(done_or(&root_path, root.unlock())),
+        Request::Pair { pair, set } => Ok(match root.pair_note(pair, set.as_deref()) {
+            Ok(old) => Reply::Value(old),
+            Err(e) => Reply::error(io_code(&e), b"", e),
         }),
-        Message::Purge { id, days } => Ok(done_or(
-            *id,
-            &RelPath::root(),
-            root.purge(*days).map(|_| ()),
+        Request::Purge { days } => Ok(done_or(&root_path, root.purge(*days).map(|_| ()))),
+        Request::List { .. }
+        | Request::Signature { .. }
+        | Request::Delta { .. }
+        | Request::Patch { .. } => Ok(Reply::error(
+            Code::Refused,
+            b"",
+            "not a one-message request",
         )),
-        _ => return None,
     };
-    Some(reply.unwrap_or_else(|refused| refused))
+    r.unwrap_or_else(|refused| refused)
 }
 
 /// Runs `change` only if `p` still holds what `expect` says.
 fn guarded(
     root: &Root,
-    id: u64,
     p: &RelPath,
     expect: &Expect,
     change: impl FnOnce() -> io::Result<()>,
-) -> Message {
+) -> Reply {
     match root.matches(p, expect) {
-        Ok(true) => done_or(id, p, change()),
-        Ok(false) if *expect == Expect::EmptyDir => error(
-            id,
-            code::CHANGED,
-            p,
-            "the folder is not empty: it holds entries this sync does not list \
+        Ok(true) => done_or(p, change()),
+        Ok(false) if *expect == Expect::EmptyDir => Reply::error(
+            Code::Changed,
+            p.as_bytes(),
+            "the folder is not empty: it holds entries this run does not list \
              (excluded, hidden or new); left alone",
         ),
-        Ok(false) => error(
-            id,
-            code::CHANGED,
-            p,
+        Ok(false) => Reply::error(
+            Code::Changed,
+            p.as_bytes(),
             "changed since the plan was made; left alone",
         ),
-        Err(e) => error(id, code::FILE_IO, p, e),
+        Err(e) => Reply::error(io_code(&e), p.as_bytes(), e),
     }
 }
 
 /// The entry at `p` with its BLAKE3, read between two stats: a file that
 /// changes while it is read is reported, never hashed half-written.
-fn hash(root: &Root, id: u64, p: &RelPath) -> Message {
+fn hash(root: &Root, p: &RelPath) -> Reply {
+    let fail = |c, e: &dyn std::fmt::Display| Reply::error(c, p.as_bytes(), e);
     let before = match root.entry(p) {
         Ok(Some(e)) => e,
-        Ok(None) => return error(id, code::VANISHED, p, "vanished"),
-        Err(e) => return error(id, code::FILE_IO, p, e),
+        Ok(None) => return fail(Code::Vanished, &"vanished"),
+        Err(e) => return fail(io_code(&e), &e),
     };
     let digest = match hash_file(root, p) {
         Ok(d) => d,
-        Err(e) => return error(id, code::FILE_IO, p, e),
+        Err(e) => return fail(io_code(&e), &e),
     };
     match root.entry(p) {
-        Ok(Some(after)) if after == before => Message::Entry {
-            id,
-            entry: deltasync_wire::Entry {
-                blake3: Some(digest),
-                ..after
-            },
-        },
-        Ok(_) => error(id, code::CHANGED, p, "changed while it was being read"),
-        Err(e) => error(id, code::FILE_IO, p, e),
+        Ok(Some(after)) if after == before => Reply::Entry(deltasync_wire::Entry {
+            blake3: Some(digest),
+            ..after
+        }),
+        Ok(_) => fail(Code::Changed, &"changed while it was being read"),
+        Err(e) => fail(io_code(&e), &e),
     }
 }
 
 /// `Done`, or the error with the right code.
-pub(super) fn done_or(id: u64, p: &RelPath, r: io::Result<()>) -> Message {
+fn done_or(p: &RelPath, r: io::Result<()>) -> Reply {
     match r {
-        Ok(()) => Message::Done { id },
-        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => error(id, code::REFUSED, p, e),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => error(id, code::VANISHED, p, e),
-        Err(e) => error(id, code::FILE_IO, p, e),
+        Ok(()) => Reply::Done,
+        Err(e) => Reply::error(io_code(&e), p.as_bytes(), e),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    use deltasync_wire::{Attrs, Mtime};
 
     use super::*;
 
@@ -199,21 +211,23 @@ mod tests {
         let meta = std::fs::metadata(dir.path().join("f")).unwrap();
         let seen = Expect::File {
             size: 3, // the plan saw 3 bytes
-            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+            mtime: Mtime::new(meta.mtime(), meta.mtime_nsec()),
         };
-        let set = Message::SetAttr {
-            id: 1,
+        let set = Request::SetAttr {
             path: b"f".to_vec(),
-            mode: Some(0o600),
-            mtime_ns: Some(0),
+            attrs: Attrs {
+                mode: Some(0o600),
+                mtime: Some(Mtime::new(0, 0)),
+                ..Attrs::default()
+            },
             expect: seen,
         };
         assert!(matches!(
             handle(&root, &set),
-            Some(Message::Error {
-                code: code::CHANGED,
+            Reply::Error {
+                code: Code::Changed,
                 ..
-            })
+            }
         ));
         let after = std::fs::metadata(dir.path().join("f")).unwrap();
         assert_eq!(
@@ -226,23 +240,47 @@ mod tests {
             "the mtime was not stamped over the edit"
         );
 
-        let rmdir = Message::Remove {
-            id: 2,
+        let rmdir = Request::Remove {
             path: b"d".to_vec(),
             expect: Expect::EmptyDir,
         };
         match handle(&root, &rmdir) {
-            Some(Message::Error {
-                code: c, message, ..
-            }) => {
-                assert_eq!(c, code::CHANGED);
+            Reply::Error { code, message, .. } => {
+                assert_eq!(code, Code::Changed);
                 assert!(message.contains("not empty"), "{message}");
             }
             other => panic!("{other:?}"),
         }
         assert!(dir.path().join("d/sub").is_dir());
         std::fs::remove_dir(dir.path().join("d/sub")).unwrap();
-        assert!(matches!(handle(&root, &rmdir), Some(Message::Done { .. })));
+        assert_eq!(handle(&root, &rmdir), Reply::Done);
         assert!(!dir.path().join("d").exists());
+    }
+
+    #[test]
+    fn a_hard_link_replaces_a_file_and_refuses_a_changed_one() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a"), b"one").unwrap();
+        std::fs::write(dir.path().join("b"), b"other").unwrap();
+        let root = Root::open(dir.path(), false).unwrap();
+        let link = |expect| Request::Link {
+            path: b"b".to_vec(),
+            existing: b"a".to_vec(),
+            expect,
+        };
+        assert!(matches!(
+            handle(&root, &link(Expect::Absent)),
+            Reply::Error {
+                code: Code::Changed,
+                ..
+            }
+        ));
+        assert_eq!(handle(&root, &link(Expect::Any)), Reply::Done);
+        let (a, b) = (
+            std::fs::metadata(dir.path().join("a")).unwrap(),
+            std::fs::metadata(dir.path().join("b")).unwrap(),
+        );
+        assert_eq!(a.ino(), b.ino());
+        assert_eq!(a.nlink(), 2);
     }
 }

@@ -5,24 +5,36 @@
 //! resolution that would leave it, symlinks included. The final component
 //! is never followed when it is a symlink: we open, stat, remove and retime
 //! the link itself. Nothing here can name a file outside the root.
+//!
+//! The root itself is opened the same way when the agent runs as a forced
+//! command: the forced directory is the only ambient path, and the
+//! sub-root the client asked for is resolved beneath it, so a symlink in
+//! the jail (`etc -> /etc`) cannot become the root.
 
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use cap_fs_ext::{DirExt, FollowSymlinks, OpenOptionsFollowExt, SystemTimeSpec};
+use cap_fs_ext::{DirExt, FollowSymlinks, OpenOptionsFollowExt, OpenOptionsSyncExt};
 use cap_std::fs::{Dir, Metadata, MetadataExt, OpenOptions};
-use deltasync_wire::{Entry, EntryKind, Expect};
+use deltasync_wire::{Entry, EntryKind, Expect, Links, ListWants, Mtime, StashArea};
 
+use super::lock::Lock;
 use crate::path::{RelPath, WORK_DIR};
 
 /// A replica root opened for an agent.
 #[derive(Debug)]
 pub struct Root {
-    dir: Dir,
+    pub(super) dir: Dir,
     shown: PathBuf,
     read_only: bool,
+    pub(super) lock: Lock,
+}
+
+/// The modification time `m` records.
+pub fn mtime_of(m: &Metadata) -> Mtime {
+    Mtime::new(m.mtime(), m.mtime_nsec())
 }
 
 impl Root {
@@ -38,6 +50,55 @@ impl Root {
             dir,
             shown: path.to_path_buf(),
             read_only,
+            lock: Lock::default(),
+        })
+    }
+
+    /// Opens `sub` beneath the directory `base` as the root: every
+    /// component of `sub`, symlinks included, must resolve inside `base`.
+    /// With `mkdir`, a missing last component is created (beneath `base`).
+    pub fn open_beneath(base: &Path, sub: &Path, read_only: bool, mkdir: bool) -> io::Result<Root> {
+        let jail = Dir::open_ambient_dir(base, cap_std::ambient_authority()).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot open the allowed root {}: {e}", base.display()),
+            )
+        })?;
+        let shown = base.join(sub);
+        if sub.as_os_str().is_empty() || sub == Path::new(".") {
+            return Ok(Root {
+                dir: jail,
+                shown,
+                read_only,
+                lock: Lock::default(),
+            });
+        }
+        if mkdir && !read_only {
+            match jail.create_dir(sub) {
+                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("cannot create root {}: {e}", shown.display()),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        let dir = jail.open_dir(sub).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot open root {} beneath the allowed root {}: {e}",
+                    shown.display(),
+                    base.display()
+                ),
+            )
+        })?;
+        Ok(Root {
+            dir,
+            shown,
+            read_only,
+            lock: Lock::default(),
         })
     }
 
@@ -58,6 +119,11 @@ impl Root {
         }
     }
 
+    /// True on a `--read-only` agent.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
     /// `lstat`: the entry itself, symlinks not followed; `None` if absent.
     pub fn lstat(&self, p: &RelPath) -> io::Result<Option<Metadata>> {
         match self.dir.symlink_metadata(p.as_path()) {
@@ -67,17 +133,25 @@ impl Root {
         }
     }
 
-    /// Opens a regular file for reading, refusing a symlink in last place.
+    /// Opens a regular file for reading, refusing a symlink in last place
+    /// and anything that is not a regular file.
+    ///
+    /// RACE: the entry may have been swapped for a FIFO or a device since
+    /// it was listed. Opening a FIFO for reading blocks until a writer
+    /// comes, forever if none does, so the open is non-blocking and the
+    /// type is checked on the opened file, not on an earlier stat.
     pub fn open_file(&self, p: &RelPath) -> io::Result<File> {
         let mut o = OpenOptions::new();
-        o.read(true).follow(FollowSymlinks::No);
+        o.read(true).follow(FollowSymlinks::No).nonblock(true);
         let f = self.dir.open_with(p.as_path(), &o)?.into_std();
         if !f.metadata()?.is_file() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                "not a regular file",
+                "not a regular file (a FIFO, socket or device is never read)",
             ));
         }
+        let flags = rustix::fs::fcntl_getfl(&f)?;
+        rustix::fs::fcntl_setfl(&f, flags - rustix::fs::OFlags::NONBLOCK)?;
         Ok(f)
     }
 
@@ -104,17 +178,39 @@ impl Root {
             .to_vec())
     }
 
+    /// The directory that holds `p`, opened beneath the root, and `p`'s
+    /// last component: for the `*at` calls cap-std does not offer. The
+    /// name is one component, so nothing past the parent is followed.
+    pub(super) fn parent_of<'p>(&self, p: &'p RelPath) -> io::Result<(Dir, &'p std::ffi::OsStr)> {
+        use std::os::unix::ffi::OsStrExt;
+        if p.is_root() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the root has no parent here",
+            ));
+        }
+        let parent = p.parent();
+        let dir = if parent.is_root() {
+            self.dir.try_clone()?
+        } else {
+            self.dir.open_dir_nofollow(parent.as_path())?
+        };
+        Ok((dir, std::ffi::OsStr::from_bytes(p.file_name())))
+    }
+
     /// Creates a directory (fine if it already is one).
-    pub fn mkdir(&self, p: &RelPath, mode: u32) -> io::Result<()> {
+    pub fn mkdir(&self, p: &RelPath) -> io::Result<()> {
         self.check_writable()?;
         match self.dir.create_dir(p.as_path()) {
-            Ok(()) => {}
+            Ok(()) => Ok(()),
             Err(e)
                 if e.kind() == io::ErrorKind::AlreadyExists
-                    && self.lstat(p)?.is_some_and(|m| m.is_dir()) => {}
-            Err(e) => return Err(e),
+                    && self.lstat(p)?.is_some_and(|m| m.is_dir()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e),
         }
-        self.set_mode(p, mode)
     }
 
     /// Creates a symlink, replacing an existing symlink in its place.
@@ -138,17 +234,36 @@ impl Root {
         }
         // The target is only text: it may be absolute or point anywhere,
         // since nothing here ever follows a link. cap-std refuses to create
-        // such links, so the parent is opened through cap-std (confined,
-        // no-follow) and the link made with symlinkat beneath it.
-        let parent = p.parent();
-        let parent_dir = if parent.is_root() {
-            self.dir.try_clone()?
-        } else {
-            self.dir.open_dir_nofollow(parent.as_path())?
-        };
-        let name = std::ffi::OsStr::from_bytes(p.file_name());
-        rustix::fs::symlinkat(std::ffi::OsStr::from_bytes(target), &parent_dir, name)?;
+        // such links, so the link is made with symlinkat beneath the parent.
+        let (parent, name) = self.parent_of(p)?;
+        rustix::fs::symlinkat(std::ffi::OsStr::from_bytes(target), &parent, name)?;
         Ok(())
+    }
+
+    /// Makes `p` a second name of the regular file at `existing`. Whatever
+    /// is at `p` (a file, checked by the caller's `Expect`) is replaced
+    /// atomically: the link is made under a temporary name, then renamed.
+    pub fn hard_link(&self, p: &RelPath, existing: &RelPath) -> io::Result<()> {
+        self.check_writable()?;
+        if !self.lstat(existing)?.is_some_and(|m| m.is_file()) {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{} is not a regular file to link to", existing.display()),
+            ));
+        }
+        if self.lstat(p)?.is_some_and(|m| m.is_dir()) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "a directory is in the way of the hard link",
+            ));
+        }
+        let (parent, name) = self.parent_of(p)?;
+        let tmp = format!(".deltasync-link.{}", std::process::id());
+        let _ = parent.remove_file(&tmp);
+        self.dir.hard_link(existing.as_path(), &parent, &tmp)?;
+        parent.rename(&tmp, &parent, name).inspect_err(|_| {
+            let _ = parent.remove_file(&tmp);
+        })
     }
 
     /// Removes a file, symlink or whole directory tree (never following links).
@@ -175,14 +290,6 @@ impl Root {
         }
     }
 
-    /// Sets the modification time of the entry itself.
-    pub fn set_mtime(&self, p: &RelPath, mtime_ns: i64) -> io::Result<()> {
-        self.check_writable()?;
-        let t = cap_std::time::SystemTime::from_std(system_time(mtime_ns));
-        self.dir
-            .set_symlink_times(p.as_path(), None, Some(SystemTimeSpec::Absolute(t)))
-    }
-
     /// The work directory `.deltasync/<sub>`, created on demand.
     pub fn work_dir(&self, sub: &str) -> io::Result<Dir> {
         self.check_writable()?;
@@ -203,8 +310,14 @@ impl Root {
         from.rename(name, &self.dir, p.as_path())
     }
 
-    /// Describes the entry at `p`, or `None` if it is absent.
+    /// Describes the entry at `p`, or `None` if it is absent. A special
+    /// file is an error of kind `Unsupported`, so a listing can name it.
     pub fn entry(&self, p: &RelPath) -> io::Result<Option<Entry>> {
+        self.entry_with(p, &ListWants::default())
+    }
+
+    /// Like [`Root::entry`], with the attributes `wants` asks for.
+    pub fn entry_with(&self, p: &RelPath, wants: &ListWants) -> io::Result<Option<Entry>> {
         let Some(m) = self.lstat(p)? else {
             return Ok(None);
         };
@@ -216,22 +329,35 @@ impl Root {
         } else if ft.is_file() {
             EntryKind::File
         } else {
-            return Ok(None); // sockets, fifos, devices: not synced
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "a special file (FIFO, socket or device); skipped",
+            ));
         };
-        Ok(Some(Entry {
-            path: p.as_bytes().to_vec(),
+        let mut e = Entry::new(
+            p.as_bytes(),
             kind,
-            size: if kind == EntryKind::File { m.len() } else { 0 },
-            mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
-            mode: m.mode() & 0o7777,
-            target: if kind == EntryKind::Symlink {
-                self.read_link(p)?
-            } else {
-                Vec::new()
-            },
-            blake3: None,
-            ino: m.ino(),
-        }))
+            if kind == EntryKind::File { m.len() } else { 0 },
+            mtime_of(&m),
+            m.mode() & 0o7777,
+        );
+        e.ino = m.ino();
+        if kind == EntryKind::Symlink {
+            e.target = self.read_link(p)?;
+        }
+        if wants.owner {
+            e.owner = Some(super::attrs::owner_of(&m));
+        }
+        if wants.hard_links && kind == EntryKind::File && m.nlink() > 1 {
+            e.links = Some(Links {
+                dev: m.dev(),
+                nlink: u32::try_from(m.nlink()).unwrap_or(u32::MAX),
+            });
+        }
+        if wants.xattrs || wants.acls {
+            e.xattrs = Some(self.xattrs(p, kind, wants)?);
+        }
+        Ok(Some(e))
     }
 
     /// True if what stands at `p` is what `expect` says.
@@ -240,10 +366,8 @@ impl Root {
         Ok(match (expect, m) {
             (Expect::Any, _) => true,
             (Expect::Absent, m) => m.is_none(),
-            (Expect::File { size, mtime_ns }, Some(m)) => {
-                m.is_file()
-                    && m.len() == *size
-                    && m.mtime() * 1_000_000_000 + m.mtime_nsec() == *mtime_ns
+            (Expect::File { size, mtime }, Some(m)) => {
+                m.is_file() && m.len() == *size && mtime_of(&m) == *mtime
             }
             (Expect::Dir, Some(m)) => m.is_dir(),
             (Expect::Symlink, Some(m)) => m.file_type().is_symlink(),
@@ -254,30 +378,24 @@ impl Root {
         })
     }
 
-    /// Moves `p` into `.deltasync/<area>/` under its own relative path. A
-    /// conflict copy always gets a timestamp suffix; a deleted entry gets
-    /// one only when its name is already taken there.
-    pub fn stash(&self, p: &RelPath, area: &str, always_stamp: bool) -> io::Result<()> {
-        self.stash_with(p, area, always_stamp, false)
-    }
-
-    /// Like [`Root::stash`], but a regular file is hard-linked, not moved:
-    /// the version stays in place (as the basis of the delta that will
-    /// replace it) and in the work directory, at no cost in space.
-    pub fn stash_link(&self, p: &RelPath, area: &str) -> io::Result<()> {
-        let link = self.lstat(p)?.is_some_and(|m| m.is_file());
-        self.stash_with(p, area, true, link)
-    }
-
-    fn stash_with(
-        &self,
-        p: &RelPath,
-        area: &str,
-        always_stamp: bool,
-        link: bool,
-    ) -> io::Result<()> {
+    /// Moves `p` into its area of the work directory under its own
+    /// relative path. A conflict copy always gets a timestamp suffix; a
+    /// deleted entry gets one only when its name is already taken there.
+    /// `ConflictsLink` hard-links a regular file instead of moving it: the
+    /// version stays in place (as the basis of the delta that will replace
+    /// it) and in the work directory, at no cost in space.
+    pub fn stash(&self, p: &RelPath, area: StashArea) -> io::Result<()> {
         self.check_writable()?;
-        let work = self.work_dir(area)?;
+        let (sub, always_stamp, link) = match area {
+            StashArea::Deleted => ("deleted", false, false),
+            StashArea::Conflicts => ("conflicts", true, false),
+            StashArea::ConflictsLink => (
+                "conflicts",
+                true,
+                self.lstat(p)?.is_some_and(|m| m.is_file()),
+            ),
+        };
+        let work = self.work_dir(sub)?;
         let parent = p.parent();
         if !parent.is_root() {
             work.create_dir_all(parent.as_path())?;
@@ -367,50 +485,15 @@ impl Root {
         Ok(old)
     }
 
-    /// Takes the lock, writing `owner` into it; `Err(holder)` if it is held
-    /// (and `force` is not set).
-    pub fn lock(&self, owner: &str, force: bool) -> io::Result<Result<(), String>> {
-        self.check_writable()?;
-        self.dir.create_dir_all(WORK_DIR)?;
-        let rel = Path::new(WORK_DIR).join("lock");
-        let mut o = OpenOptions::new();
-        o.write(true).create_new(true);
-        match self.dir.open_with(&rel, &o) {
-            Ok(mut f) => {
-                std::io::Write::write_all(&mut f, owner.as_bytes())?;
-                Ok(Ok(()))
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                let holder = self.dir.read_to_string(&rel).unwrap_or_default();
-                if force {
-                    self.dir.write(&rel, owner)?;
-                    Ok(Ok(()))
-                } else {
-                    Ok(Err(holder.trim().to_string()))
-                }
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Releases the lock.
-    pub fn unlock(&self) -> io::Result<()> {
-        match self.dir.remove_file(Path::new(WORK_DIR).join("lock")) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        }
-    }
-
     /// Removes entries stashed in `deleted/` and `conflicts/` more than
-    /// `days` days ago (by their ctime, which the stashing rename set).
+    /// `days` days ago (by their ctime, which the stashing rename set), and
+    /// partial files not written to for that long (by their mtime): a
+    /// prefix nobody resumed in `days` days is not worth its space.
     pub fn purge(&self, days: u32) -> io::Result<u64> {
         self.check_writable()?;
         let cutoff =
             std::time::SystemTime::now() - std::time::Duration::from_secs(u64::from(days) * 86_400);
-        let cutoff_secs = cutoff
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
+        let cutoff_secs = Mtime::from_system_time(cutoff).secs;
         let mut removed = 0;
         for area in ["deleted", "conflicts"] {
             let rel = Path::new(WORK_DIR).join(area);
@@ -418,6 +501,19 @@ impl Root {
                 continue;
             };
             removed += purge_dir(&dir, Path::new(""), cutoff_secs, true)?;
+        }
+        if let Ok(dir) = self
+            .dir
+            .open_dir_nofollow(Path::new(WORK_DIR).join("partial"))
+        {
+            for e in dir.entries()? {
+                let e = e?;
+                let m = e.metadata()?;
+                if m.is_file() && m.mtime() < cutoff_secs {
+                    dir.remove_file(e.file_name())?;
+                    removed += 1;
+                }
+            }
         }
         Ok(removed)
     }
@@ -468,14 +564,4 @@ fn suffixed(p: &Path, suffix: &str) -> PathBuf {
         _ => format!("{name}.{suffix}"),
     };
     p.with_file_name(new)
-}
-
-/// Nanoseconds since the epoch as a `SystemTime` (negative: before it).
-pub fn system_time(ns: i64) -> std::time::SystemTime {
-    let d = std::time::Duration::from_nanos(ns.unsigned_abs());
-    if ns >= 0 {
-        std::time::UNIX_EPOCH + d
-    } else {
-        std::time::UNIX_EPOCH - d
-    }
 }

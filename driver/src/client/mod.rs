@@ -7,18 +7,24 @@
 //! remote has no deltasync, or another version, and runs the same OS and
 //! architecture, the client uploads its own binary over SFTP to
 //! `~/.cache/deltasync/<version>/deltasync` and runs that (unless
-//! `--no-deploy`).
+//! `--no-deploy`). With [`ConnectOptions::in_process`], a local path is
+//! served by a thread of this process over two pipes instead: the
+//! in-memory harness the driver's own tests use.
+//!
+//! The conversation itself (ids, calls, streams) is [`session`].
+
+mod session;
+
+pub use session::{Agent, ReplyStream};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam::channel::{Receiver, Sender, bounded, unbounded};
+use crossbeam::channel::{bounded, unbounded};
 use deltasync_wire::bwlimit::{BwLimit, Throttled};
-use deltasync_wire::transport::{self, EndHandle, Transport, ssh, ssh_config};
-use deltasync_wire::{Connection, Message, Settings, WireError, WireStats};
+use deltasync_wire::transport::{self, Transport, ssh, ssh_config};
+use deltasync_wire::{Connection, WireError};
 
 use crate::error::DriverError;
 use crate::link::Outbox;
@@ -56,6 +62,9 @@ pub struct ConnectOptions {
     /// The binary a local side runs as `serve` (default: this process's
     /// own executable; a program that links the driver sets it).
     pub local_bin: Option<PathBuf>,
+    /// Serve local sides on a thread of this process over pipes, not in a
+    /// child process: the same protocol, for tests of the driver itself.
+    pub in_process: bool,
 }
 
 impl Default for ConnectOptions {
@@ -75,6 +84,7 @@ impl Default for ConnectOptions {
             bwlimit: BwLimit::off(),
             ssh_config: None,
             local_bin: None,
+            in_process: false,
         }
     }
 }
@@ -90,58 +100,6 @@ pub struct AgentSpec {
     pub mkdir: bool,
 }
 
-/// A greeted agent: queues to and from it, and its far end.
-pub struct Agent {
-    /// Messages to the agent.
-    pub out: Sender<Message>,
-    /// Messages from the agent; an `Err` ends the stream.
-    pub incoming: Receiver<Result<Message, WireError>>,
-    /// Bytes moved on this connection.
-    pub stats: Arc<WireStats>,
-    /// What the handshake agreed.
-    pub settings: Settings,
-    /// True when the agent is on another machine.
-    pub remote: bool,
-    /// What it is, for messages.
-    pub description: String,
-    outbox: Outbox,
-    reader: JoinHandle<()>,
-    end: EndHandle,
-}
-
-impl std::fmt::Debug for Agent {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Agent")
-            .field("description", &self.description)
-            .finish()
-    }
-}
-
-impl Agent {
-    /// Says goodbye and waits for the agent to finish.
-    pub fn close(self) -> Result<(), DriverError> {
-        let _ = self.out.send(Message::Bye);
-        drop(self.out);
-        let flushed = self.outbox.finish();
-        let _ = self.reader.join();
-        let _ = self.end.wait();
-        flushed.map_err(DriverError::from)
-    }
-
-    /// Stops the agent at once (on errors).
-    pub fn kill(self) {
-        drop(self.out);
-        self.end.kill();
-        let _ = self.outbox.finish();
-        let _ = self.reader.join();
-    }
-
-    /// The local agent's process id (tests kill it to simulate crashes).
-    pub fn pid(&self) -> Option<u32> {
-        self.end.pid()
-    }
-}
-
 /// Starts and greets an agent for `location`, serving `spec`.
 /// `bounded_incoming` limits how far the agent may run ahead of us.
 pub fn open(
@@ -151,6 +109,9 @@ pub fn open(
     bounded_incoming: bool,
 ) -> Result<Agent, DriverError> {
     match location {
+        Location::Local(root) if options.in_process => {
+            in_memory(root, spec, options, bounded_incoming)
+        }
         Location::Local(_) => {
             let exe = match &options.local_bin {
                 Some(bin) => bin.clone(),
@@ -161,7 +122,7 @@ pub fn open(
             let cmd = serve_command_local(&exe, spec);
             let t = transport::spawn(cmd, options.timeout)
                 .map_err(|e| DriverError::Startup(e.to_string()))?;
-            greet(t, false, options, bounded_incoming)
+            Ok(greet(t, false, options, bounded_incoming)?)
         }
         Location::Remote(r) => match &options.rsh {
             Some(rsh) => {
@@ -179,7 +140,7 @@ pub fn open(
                 .map_err(|e| DriverError::Usage(e.to_string()))?;
                 let t = transport::spawn(cmd, options.timeout)
                     .map_err(|e| DriverError::Startup(e.to_string()))?;
-                greet(t, true, options, bounded_incoming)
+                Ok(greet(t, true, options, bounded_incoming)?)
             }
             None => open_ssh(r, spec, options, bounded_incoming),
         },
@@ -220,12 +181,68 @@ fn serve_command_remote(bin: &str, spec: &AgentSpec) -> String {
     s
 }
 
+/// A greeting that failed, with what the far side said on stderr.
+#[derive(Debug)]
+struct Refusal {
+    error: DriverError,
+    stderr: String,
+}
+
+impl From<Refusal> for DriverError {
+    fn from(r: Refusal) -> DriverError {
+        if r.stderr.is_empty() {
+            return r.error;
+        }
+        DriverError::Startup(format!("{}; the remote said: {}", r.error, r.stderr))
+    }
+}
+
+impl From<DriverError> for Refusal {
+    fn from(error: DriverError) -> Refusal {
+        Refusal {
+            error,
+            stderr: String::new(),
+        }
+    }
+}
+
+/// An agent in a thread of this process, over two pipes (see
+/// [`ConnectOptions::in_process`]).
+fn in_memory(
+    root: &Path,
+    spec: &AgentSpec,
+    options: &ConnectOptions,
+    bounded_incoming: bool,
+) -> Result<Agent, DriverError> {
+    let pipes = || std::io::pipe().map_err(|e| DriverError::Startup(format!("pipe: {e}")));
+    let (client_in, agent_out) = pipes()?;
+    let (agent_in, client_out) = pipes()?;
+    let serve = crate::agent::ServeOptions {
+        root: if spec.root.is_empty() {
+            root.to_path_buf()
+        } else {
+            PathBuf::from(&spec.root)
+        },
+        jail: None,
+        read_only: spec.read_only,
+        mkdir: spec.mkdir,
+    };
+    let description = format!("in-process agent for {}", serve.root.display());
+    std::thread::spawn(move || {
+        let _ = crate::agent::serve(&serve, agent_in, agent_out);
+    });
+    let t = Transport::pipes(Box::new(client_in), Box::new(client_out), description);
+    Ok(greet(t, false, options, bounded_incoming)?)
+}
+
 fn greet(
     t: Transport,
     remote: bool,
     options: &ConnectOptions,
     bounded_incoming: bool,
-) -> Result<Agent, DriverError> {
+) -> Result<Agent, Refusal> {
+    let tap = t.stderr.clone();
+    let held = || tap.as_ref().map(|t| t.held_text()).unwrap_or_default();
     let (reader, writer, end) = t.split();
     let description = end.description.clone();
     let writer: Box<dyn std::io::Write + Send> = if options.bwlimit.is_off() {
@@ -246,9 +263,15 @@ fn greet(
         Ok(s) => s,
         Err(e) => {
             end.kill();
-            return Err(e.into());
+            return Err(Refusal {
+                error: e.into(),
+                stderr: held(),
+            });
         }
     };
+    if let Some(t) = &tap {
+        t.release();
+    }
     let Connection {
         mut reader,
         writer,
@@ -286,6 +309,7 @@ fn greet(
     Ok(Agent {
         out: outbox.sender(),
         incoming,
+        ids: std::sync::atomic::AtomicU64::new(1),
         stats,
         settings,
         remote,
@@ -293,6 +317,7 @@ fn greet(
         outbox,
         reader,
         end,
+        stderr: tap,
     })
 }
 
@@ -349,9 +374,10 @@ fn open_ssh(
     let session = ssh::connect(&ssh_options)?;
     if let Some(bin) = &options.remote_bin {
         let t = session.exec(&serve_command_remote(bin, spec))?;
-        return greet(t, true, options, bounded_incoming);
+        return Ok(greet(t, true, options, bounded_incoming)?);
     }
-    // First the deltasync on the remote PATH, if it is ours.
+    // First the deltasync on the remote PATH, if it is ours. Its stderr
+    // (`command not found` when there is none) is held back, not printed.
     let first = greet(
         session.exec(&serve_command_remote("deltasync", spec))?,
         true,
@@ -365,15 +391,36 @@ fn open_ssh(
             return Ok(agent);
         }
         Ok(agent) => agent.kill(), // another version: replace it with ours
-        Err(DriverError::Wire(WireError::Mismatch(why))) if options.no_deploy => {
+        // A forced command in authorized_keys ran our deltasync, which
+        // refused the request: deploying another copy would not help.
+        Err(r) if r.stderr.contains("refused by the forced command") => {
+            let said = r
+                .stderr
+                .lines()
+                .find(|l| l.contains("refused by the forced command"))
+                .unwrap_or_default()
+                .trim_start_matches("deltasync: error: ")
+                .to_string();
+            return Err(DriverError::Refused(format!(
+                "{}: {said}",
+                ssh_options.host
+            )));
+        }
+        Err(Refusal {
+            error: DriverError::Wire(WireError::Mismatch(why)),
+            ..
+        }) if options.no_deploy => {
             return Err(DriverError::Startup(format!(
                 "{}: {why}; install deltasync {} there, or drop --no-deploy",
                 r.host,
                 env!("CARGO_PKG_VERSION")
             )));
         }
-        Err(DriverError::Wire(WireError::Mismatch(_))) => {}
-        Err(e) => return Err(e),
+        Err(Refusal {
+            error: DriverError::Wire(WireError::Mismatch(_)),
+            ..
+        }) => {}
+        Err(r) => return Err(r.into()),
     }
     // Deploy our own binary, if the remote can run it.
     let (_, uname) = session.run("uname -sm")?;
@@ -411,7 +458,7 @@ fn open_ssh(
         session.upload(&exe, &target)?;
     }
     let t = session.exec(&serve_command_remote(&target, spec))?;
-    greet(t, true, options, bounded_incoming)
+    Ok(greet(t, true, options, bounded_incoming)?)
 }
 
 #[cfg(test)]

@@ -9,19 +9,18 @@
 //!
 //! Both sides may be local or remote; a local side is a child `serve`.
 
-pub(crate) mod execute;
 pub mod plan;
 
 use std::time::{Duration, Instant};
 
-use deltasync_wire::{Entry, EntryKind, Message, WireError};
+use deltasync_wire::{Code, Entry, EntryKind, Expect, ListWants, Reply, Request};
 
 use crate::client::{self, Agent, AgentSpec, ConnectOptions};
 use crate::error::DriverError;
-use crate::link::code;
+use crate::exec::{self, ExecOptions, Observer, Op, Outcome};
 use crate::location::Location;
 use crate::path::RelPath;
-pub use plan::{Action, Plan, PlanOptions};
+pub use plan::{Item, Itemize, Plan, PlanOptions, Step};
 
 /// What a copy should do.
 #[derive(Clone, Debug)]
@@ -32,6 +31,8 @@ pub struct CopyOptions {
     pub dry_run: bool,
     /// Send whole files, no delta.
     pub whole_file: bool,
+    /// Write runs of zeros as holes (`-S`).
+    pub sparse: bool,
     /// `--exclude` patterns (gitignore syntax).
     pub excludes: Vec<String>,
     /// Files in flight at once.
@@ -44,6 +45,7 @@ impl Default for CopyOptions {
             plan: PlanOptions::default(),
             dry_run: false,
             whole_file: false,
+            sparse: false,
             excludes: Vec::new(),
             window: 1024,
         }
@@ -93,22 +95,6 @@ pub enum Event<'a> {
     },
     /// A file failed or needed a retry.
     Warning(&'a str),
-    /// Plan action `index` succeeded; for a transfer, the new file's BLAKE3.
-    Applied {
-        /// The action's index in the plan.
-        index: usize,
-        /// The BLAKE3 of what was written, for transfers.
-        blake3: Option<[u8; 32]>,
-    },
-    /// Plan action `index` failed (and was reported as a warning).
-    Failed {
-        /// The action's index in the plan.
-        index: usize,
-        /// The agent's error code (`link::code`).
-        code: u32,
-        /// The agent's message.
-        message: &'a str,
-    },
 }
 
 /// Receives [`Event`]s; the CLI renders them.
@@ -247,7 +233,7 @@ fn run(
         &job.connect,
         true,
     )?);
-    let src_entries = list(&agents[0], &from, &o.excludes, o.plan.checksum)?;
+    let src_entries = list(&agents[0], &from, &o.excludes, wants(o), reporter)?;
     let single_file = !from.is_root()
         && src_entries
             .first()
@@ -288,7 +274,7 @@ fn run(
     }
     agents.push(client::open(&job.dst, &dst_spec, &job.connect, false)?);
     let dst = &agents[1];
-    let mut dst_entries = list_or_empty(dst, &to, &o.excludes, o.plan.checksum)?;
+    let mut dst_entries = list_or_empty(dst, &to, &o.excludes, wants(o), reporter)?;
     if single_file
         && !job.dst.trailing_slash()
         && dst_entries
@@ -296,47 +282,108 @@ fn run(
             .is_some_and(|e| e.kind == EntryKind::Dir)
     {
         to = to.join(from.file_name());
-        dst_entries = list_or_empty(dst, &to, &o.excludes, o.plan.checksum)?;
+        dst_entries = list_or_empty(dst, &to, &o.excludes, wants(o), reporter)?;
     }
 
     let direction = if job.dst_is_remote() { '<' } else { '>' };
     let plan = plan::plan(&src_entries, &dst_entries, &from, &to, o.plan, direction);
     summary.files = plan.files;
     summary.total_size = plan.total_size;
-    let sizes = plan.actions.iter().filter_map(|a| match a {
-        Action::Transfer { size, .. } => Some(*size),
+    let sizes = plan.steps.iter().filter_map(|s| match &s.op {
+        Op::Transfer { size, .. } => Some(*size),
         _ => None,
     });
-    report_planned(reporter, plan.actions.len(), sizes);
+    report_planned(reporter, plan.steps.len(), sizes);
     if o.dry_run {
-        for a in &plan.actions {
-            if let Some(line) = plan::itemize_line(a) {
-                let path = match a {
-                    Action::Delete { path, .. }
-                    | Action::Stash { path, .. }
-                    | Action::Move { to: path, .. }
-                    | Action::Mkdir { path, .. }
-                    | Action::Symlink { path, .. }
-                    | Action::Transfer { path, .. }
-                    | Action::SetAttr { path, .. } => path,
-                };
-                reporter.event(Event::Item { line: &line, path });
+        for s in &plan.steps {
+            if let Some(line) = plan::itemize_line(s) {
+                reporter.event(Event::Item {
+                    line: &line,
+                    path: s.op.path(),
+                });
             }
         }
         return Ok(());
     }
-    execute::execute(
-        &plan,
+    let ops: Vec<Op> = plan.steps.iter().map(|s| s.op.clone()).collect();
+    let mut watch = Watch {
+        plan: &plan,
+        summary,
+        reporter,
+    };
+    exec::execute(
+        &ops,
         &agents[0],
         &agents[1],
-        &execute::ExecOptions {
+        &ExecOptions {
             whole_file: o.whole_file,
+            sparse: o.sparse,
             window: o.window,
             deadline: None,
         },
-        summary,
-        reporter,
+        &mut watch,
     )
+}
+
+/// Turns the executor's outcomes into the copy's lines and counts.
+struct Watch<'a> {
+    plan: &'a Plan,
+    summary: &'a mut CopySummary,
+    reporter: &'a mut dyn Reporter,
+}
+
+impl Observer for Watch<'_> {
+    fn outcome(&mut self, index: usize, op: &Op, outcome: &Outcome) {
+        let step = &self.plan.steps[index];
+        match outcome {
+            Outcome::Done | Outcome::Sent(_) => {
+                if let Outcome::Sent(sent) = outcome {
+                    self.summary.transferred += 1;
+                    self.summary.literal += sent.literal;
+                    self.summary.matched += sent.matched;
+                    self.summary.transferred_size += sent.stat.size;
+                }
+                if matches!(op, Op::Remove { .. }) {
+                    self.summary.deleted += 1;
+                }
+                if let Some(line) = plan::itemize_line(step) {
+                    self.reporter.event(Event::Item {
+                        line: &line,
+                        path: op.path(),
+                    });
+                }
+            }
+            // A folder that still holds excluded entries stays, as rsync
+            // keeps it: a warning, not a failure.
+            Outcome::Failed {
+                code: Code::Changed,
+                ..
+            } if matches!(
+                op,
+                Op::Remove {
+                    expect: Expect::EmptyDir,
+                    ..
+                }
+            ) => {}
+            Outcome::Failed {
+                code: Code::Vanished,
+                ..
+            } if matches!(op, Op::Transfer { .. }) => {
+                if let Op::Transfer { src, .. } = op {
+                    self.summary.vanished.push(src.display());
+                }
+            }
+            Outcome::Failed { .. } => self.summary.failed.push(op.path().display()),
+        }
+    }
+
+    fn progress(&mut self, path: &RelPath, done: u64, total: u64) {
+        self.reporter.event(Event::Progress { path, done, total });
+    }
+
+    fn warning(&mut self, text: &str) {
+        self.reporter.event(Event::Warning(text));
+    }
 }
 
 impl CopyJob {
@@ -345,14 +392,27 @@ impl CopyJob {
     }
 }
 
-/// Lists `under` on `agent`: all entries, in walk order.
+/// What a copy asks of every listing.
+fn wants(o: &CopyOptions) -> ListWants {
+    ListWants {
+        checksum: o.plan.checksum,
+        owner: o.plan.owner,
+        hard_links: o.plan.hard_links,
+        xattrs: o.plan.xattrs,
+        acls: o.plan.xattrs,
+    }
+}
+
+/// Lists `under` on `agent`: all entries, in walk order. What the listing
+/// had to leave out is reported as warnings.
 pub fn list(
     agent: &Agent,
     under: &RelPath,
     filters: &[String],
-    checksum: bool,
+    wants: ListWants,
+    reporter: &mut dyn Reporter,
 ) -> Result<Vec<Entry>, DriverError> {
-    match try_list(agent, under, filters, checksum)? {
+    match try_list(agent, under, filters, wants, reporter)? {
         Ok(entries) => Ok(entries),
         Err((_, path, message)) => Err(DriverError::Startup(format!(
             "{}: {}: {message}",
@@ -362,16 +422,17 @@ pub fn list(
     }
 }
 
-/// Like [`list`], but a missing `under` is an empty listing.
+/// Like [`list`], but a missing `under` (or root) is an empty listing.
 fn list_or_empty(
     agent: &Agent,
     under: &RelPath,
     filters: &[String],
-    checksum: bool,
+    wants: ListWants,
+    reporter: &mut dyn Reporter,
 ) -> Result<Vec<Entry>, DriverError> {
-    match try_list(agent, under, filters, checksum)? {
+    match try_list(agent, under, filters, wants, reporter)? {
         Ok(entries) => Ok(entries),
-        Err((c, _, _)) if c == code::VANISHED => Ok(Vec::new()),
+        Err((Code::Vanished, _, _)) => Ok(Vec::new()),
         Err((_, path, message)) => Err(DriverError::Startup(format!(
             "{}: {}: {message}",
             agent.description_short(),
@@ -380,60 +441,50 @@ fn list_or_empty(
     }
 }
 
-type ListFailure = (u32, String, String);
+type ListFailure = (Code, String, String);
 
 fn try_list(
     agent: &Agent,
     under: &RelPath,
     filters: &[String],
-    checksum: bool,
+    wants: ListWants,
+    reporter: &mut dyn Reporter,
 ) -> Result<Result<Vec<Entry>, ListFailure>, DriverError> {
-    let id = 1;
-    agent
-        .out
-        .send(Message::List {
-            id,
-            under: under.as_bytes().to_vec(),
-            filters: filters.to_vec(),
-            checksum,
-            if_digest: None,
-        })
-        .map_err(|_| {
-            DriverError::Wire(WireError::Truncated {
-                what: "conversation",
-            })
-        })?;
     let mut entries = Vec::new();
-    loop {
-        match agent.incoming.recv() {
-            Ok(Ok(Message::Entry { entry, .. })) => entries.push(entry),
-            Ok(Ok(Message::ListEnd { .. })) => return Ok(Ok(entries)),
-            Ok(Ok(Message::Error {
+    let replies = agent.stream(Request::List {
+        under: under.as_bytes().to_vec(),
+        filters: filters.to_vec(),
+        wants,
+        if_digest: None,
+    })?;
+    for rep in replies {
+        match rep? {
+            Reply::Entry(entry) => entries.push(entry),
+            Reply::Notice { path, message, .. } => reporter.event(Event::Warning(&format!(
+                "{}: {}",
+                String::from_utf8_lossy(&path),
+                message
+            ))),
+            Reply::ListEnd { .. } | Reply::ListSame { .. } => return Ok(Ok(entries)),
+            Reply::Error {
                 code,
                 path,
                 message,
-                ..
-            })) => {
+            } => {
                 return Ok(Err((
                     code,
                     String::from_utf8_lossy(&path).into_owned(),
                     message,
                 )));
             }
-            Ok(Ok(other)) => {
-                return Err(DriverError::Wire(WireError::Violation(format!(
-                    "unexpected reply to a listing: {other:?}"
-                ))));
+            other => {
+                return Err(DriverError::Wire(deltasync_wire::WireError::Violation(
+                    format!("unexpected reply to a listing: {other:?}"),
+                )));
             }
-            Ok(Err(e)) => return Err(e.into()),
-            Err(_) => return Err(DriverError::Wire(WireError::Truncated { what: "listing" })),
         }
     }
-}
-
-impl Agent {
-    /// A short name for messages.
-    pub fn description_short(&self) -> String {
-        self.description.chars().take(120).collect()
-    }
+    Err(DriverError::Wire(deltasync_wire::WireError::Truncated {
+        what: "listing",
+    }))
 }

@@ -1,110 +1,183 @@
 //! Planning a one-way copy: a pure function from the source listing and the
-//! destination listing to the list of actions that make the destination
-//! match. No I/O happens here, so `--dry-run` prints exactly what a run
-//! would do, and the tests check plans without touching a disk.
+//! destination listing to the steps that make the destination match. No
+//! I/O happens here, so `--dry-run` prints exactly what a run would do, and
+//! the tests check plans without touching a disk.
+//!
+//! Each step is a shared [`Op`] with an [`Item`]: what rsync's `-i` would
+//! print for it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
-use deltasync_wire::{Entry, EntryKind, Expect};
+use deltasync_wire::{Attrs, Entry, EntryKind, Expect, Links, Owner};
 
+use crate::exec::Op;
 use crate::path::RelPath;
 
-/// What decides that a file must be sent.
+/// What decides that a file must be sent, and which attributes are kept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct PlanOptions {
     /// Delete destination entries the source does not have (`--delete`).
     pub delete: bool,
     /// Compare contents by BLAKE3 instead of size and mtime (`--checksum`).
     pub checksum: bool,
+    /// Keep owner and group (`-o`, `-g`).
+    pub owner: bool,
+    /// Compare and keep owners by number, not by name (`--numeric-ids`).
+    pub numeric_ids: bool,
+    /// Keep extended attributes (`-X`) or ACLs (`-A`).
+    pub xattrs: bool,
+    /// Keep hard links (`-H`).
+    pub hard_links: bool,
 }
 
-/// One step of a copy. Paths are destination paths unless named `src`.
+/// rsync's `YXcstpoguax` for one step: the update type, the file type,
+/// then one column per attribute that changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Itemize {
+    /// `<` sent, `>` received, `c` created locally, `h` hard link, `.` attributes only.
+    pub update: char,
+    /// `f` file, `d` directory, `L` symlink.
+    pub kind: char,
+    /// A new entry (`+++++++++`).
+    pub new: bool,
+    /// Contents differ by checksum.
+    pub checksum: bool,
+    /// Size differs.
+    pub size: bool,
+    /// Modification time differs.
+    pub time: bool,
+    /// Permissions differ.
+    pub perms: bool,
+    /// Owner or group differs.
+    pub owner: bool,
+    /// Extended attributes or ACLs differ.
+    pub xattrs: bool,
+}
+
+impl Itemize {
+    fn new_entry(update: char, kind: char) -> Itemize {
+        Itemize {
+            update,
+            kind,
+            new: true,
+            checksum: false,
+            size: false,
+            time: false,
+            perms: false,
+            owner: false,
+            xattrs: false,
+        }
+    }
+}
+
+impl std::fmt::Display for Itemize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.new {
+            return write!(f, "{}{}+++++++++", self.update, self.kind);
+        }
+        let c = |b: bool, ch: char| if b { ch } else { '.' };
+        write!(
+            f,
+            "{}{}{}{}{}{}{}{}..{}",
+            self.update,
+            self.kind,
+            c(self.checksum, 'c'),
+            c(self.size, 's'),
+            c(self.time, 't'),
+            c(self.perms, 'p'),
+            c(self.owner, 'o'),
+            c(self.owner, 'g'),
+            c(self.xattrs, 'x'),
+        )
+    }
+}
+
+/// What `-i` says about a step.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Action {
-    /// Remove an entry (and everything under it).
-    Delete {
-        /// What to remove.
-        path: RelPath,
-        /// What it is.
-        kind: EntryKind,
-        /// What must be there for the removal to go ahead.
-        expect: Expect,
-    },
-    /// Move an entry into the work directory: `.deltasync/deleted` (area 0)
-    /// or `.deltasync/conflicts` (1; 2 keeps the file by hard link).
-    Stash {
-        /// What to stash.
-        path: RelPath,
-        /// Where to.
-        area: u8,
-        /// What must be there.
-        expect: Expect,
-    },
-    /// Rename within the destination.
-    Move {
-        /// The old path.
-        from: RelPath,
-        /// The new path.
-        to: RelPath,
-        /// What must be at `from`.
-        expect: Expect,
-    },
-    /// Create a directory.
-    Mkdir {
-        /// Where.
-        path: RelPath,
-        /// Permission bits.
-        mode: u32,
-    },
-    /// Create or repoint a symlink.
-    Symlink {
-        /// Where.
-        path: RelPath,
-        /// Its target.
-        target: Vec<u8>,
-        /// Its mtime.
-        mtime_ns: i64,
-        /// rsync's itemize code.
-        code: String,
-    },
-    /// Send a file's contents (a delta against the old one, if any).
-    Transfer {
-        /// The source path.
-        src: RelPath,
-        /// The destination path.
-        path: RelPath,
-        /// The source size.
-        size: u64,
-        /// rsync's itemize code.
-        code: String,
-        /// What the destination path must hold when the new file replaces it.
-        expect: Expect,
-    },
-    /// Fix mode and/or mtime of an entry whose contents are right.
-    SetAttr {
-        /// Where.
-        path: RelPath,
-        /// New mode.
-        mode: Option<u32>,
-        /// New mtime.
-        mtime_ns: Option<i64>,
-        /// rsync's itemize code (empty for a directory's closing mtime).
-        code: String,
-        /// What must be there for the change to go ahead.
-        expect: Expect,
-    },
+pub enum Item {
+    /// A change: its code.
+    Change(Itemize),
+    /// A removal (`*deleting`).
+    Deleting,
+    /// Nothing worth a line (a directory's closing mtime).
+    Quiet,
 }
 
-/// The actions of a copy, in the order they must run.
+/// One step of a copy and how it is shown.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Step {
+    /// What to do at the destination.
+    pub op: Op,
+    /// What `-i` prints for it.
+    pub item: Item,
+}
+
+/// The steps of a copy, in the order they must run.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Plan {
-    /// Deletions, then creations and transfers (parents first), then
-    /// directory attributes (children first, after their contents).
-    pub actions: Vec<Action>,
+    /// Deletions, then creations and transfers (parents first), then hard
+    /// links and directory mtimes (children first, after their contents).
+    pub steps: Vec<Step>,
     /// Bytes in the source's files (rsync's "total size").
     pub total_size: u64,
     /// Source entries considered.
     pub files: u64,
+}
+
+fn owner_key(o: &Option<Owner>, numeric: bool) -> Option<(String, String)> {
+    o.as_ref().map(|o| {
+        if numeric || (o.user.is_empty() && o.group.is_empty()) {
+            (o.uid.to_string(), o.gid.to_string())
+        } else {
+            (o.user.clone(), o.group.clone())
+        }
+    })
+}
+
+/// The owner a destination should get: without names under `--numeric-ids`.
+fn owner_for(e: &Entry, o: &PlanOptions) -> Option<Owner> {
+    if !o.owner {
+        return None;
+    }
+    e.owner.clone().map(|mut w| {
+        if o.numeric_ids {
+            w.user.clear();
+            w.group.clear();
+        }
+        w
+    })
+}
+
+/// The attributes beyond mode and mtime that `e` carries to a new entry.
+fn extra_attrs(e: &Entry, o: &PlanOptions) -> Attrs {
+    Attrs {
+        owner: owner_for(e, o),
+        xattrs: if o.xattrs && e.kind != EntryKind::Symlink {
+            e.xattrs.clone()
+        } else {
+            None
+        },
+        ..Attrs::default()
+    }
+}
+
+fn expect_of(e: &Entry) -> Expect {
+    match e.kind {
+        EntryKind::File => Expect::File {
+            size: e.size,
+            mtime: e.mtime,
+        },
+        EntryKind::Dir => Expect::EmptyDir,
+        EntryKind::Symlink => Expect::Symlink,
+    }
+}
+
+fn kind_char(k: EntryKind) -> char {
+    match k {
+        EntryKind::File => 'f',
+        EntryKind::Dir => 'd',
+        EntryKind::Symlink => 'L',
+    }
 }
 
 /// Plans the copy of `src` (paths under `from` on the source) to `dst`
@@ -118,6 +191,7 @@ pub fn plan(
     options: PlanOptions,
     dir: char,
 ) -> Plan {
+    let o = &options;
     let parse = |e: &Entry| RelPath::parse(&e.path).ok();
     let there: HashMap<RelPath, &Entry> = dst
         .iter()
@@ -126,343 +200,328 @@ pub fn plan(
     let mut wanted = HashSet::new();
     let mut plan = Plan::default();
     let mut early = Vec::new();
+    let mut middle = Vec::new();
     let mut late = Vec::new();
+    // Hard-link groups: the first name of each source file, by (dev, ino).
+    let mut first_name: HashMap<(u64, u64), RelPath> = HashMap::new();
+    // Directories whose contents this plan changes: their mtimes move.
+    let mut touched: BTreeSet<RelPath> = BTreeSet::new();
     for e in src {
         let Some(sp) = parse(e) else { continue };
         let path = sp.rebase(from, to);
+        let sp_parent = path.parent();
         wanted.insert(path.clone());
         plan.files += 1;
         let old = there.get(&path).copied().filter(|o| o.kind == e.kind);
-        if let Some(o) = there.get(&path).filter(|o| o.kind != e.kind) {
+        if let Some(gone) = there.get(&path).filter(|o| o.kind != e.kind) {
             // A type change: the old entry goes first, whatever --delete says.
-            early.push(Action::Delete {
-                path: path.clone(),
-                kind: o.kind,
-                expect: Expect::Any,
-            });
+            early.extend(deletion(gone, &path, &there));
         }
+        let before = middle.len();
+        let mut step = |op: Op, item: Item| middle.push(Step { op, item });
+        if let (true, Some(Links { dev, .. })) = (o.hard_links, e.links) {
+            if let Some(first) = first_name.get(&(dev, e.ino)) {
+                let linked = old.is_some_and(|old| {
+                    old.links.is_some()
+                        && there.get(first).is_some_and(|f| {
+                            f.ino == old.ino && f.links.map(|l| l.dev) == old.links.map(|l| l.dev)
+                        })
+                });
+                if !linked {
+                    late.push(Step {
+                        op: Op::Link {
+                            path: path.clone(),
+                            existing: first.clone(),
+                            expect: Expect::Any,
+                        },
+                        item: Item::Change(Itemize::new_entry('h', 'f')),
+                    });
+                    touched.insert(path.parent());
+                }
+                plan.total_size += e.size;
+                continue;
+            }
+            first_name.insert((dev, e.ino), path.clone());
+        }
+        let owner_differs = o.owner
+            && old.is_some_and(|old| {
+                owner_key(&old.owner, o.numeric_ids) != owner_key(&e.owner, o.numeric_ids)
+            });
+        let xattrs_differ = o.xattrs && old.is_some_and(|old| old.xattrs != e.xattrs);
+        let extras = |with: bool| Attrs {
+            owner: if owner_differs || with {
+                owner_for(e, o)
+            } else {
+                None
+            },
+            xattrs: if (xattrs_differ || with) && o.xattrs && e.kind != EntryKind::Symlink {
+                e.xattrs.clone()
+            } else {
+                None
+            },
+            ..Attrs::default()
+        };
+        let changes = |time: bool, perms: bool, update: char| Itemize {
+            update,
+            kind: kind_char(e.kind),
+            new: false,
+            checksum: false,
+            size: false,
+            time,
+            perms,
+            owner: owner_differs,
+            xattrs: xattrs_differ,
+        };
         match e.kind {
             EntryKind::Dir => {
                 match old {
-                    None => plan.actions.push(Action::Mkdir {
-                        path: path.clone(),
-                        mode: e.mode,
-                    }),
-                    Some(o) if o.mode != e.mode => plan.actions.push(Action::SetAttr {
-                        path: path.clone(),
-                        mode: Some(e.mode),
-                        mtime_ns: None,
-                        code: itemize('.', 'd', false, false, o.mtime_ns != e.mtime_ns, true),
-                        expect: Expect::Any,
-                    }),
+                    None => step(
+                        Op::Mkdir {
+                            path: path.clone(),
+                            attrs: Attrs {
+                                mode: Some(e.mode),
+                                ..extra_attrs(e, o)
+                            },
+                        },
+                        Item::Change(Itemize::new_entry('c', 'd')),
+                    ),
+                    Some(old) if old.mode != e.mode || owner_differs || xattrs_differ => step(
+                        Op::SetAttr {
+                            path: path.clone(),
+                            attrs: Attrs {
+                                mode: (old.mode != e.mode).then_some(e.mode),
+                                ..extras(false)
+                            },
+                            expect: Expect::Dir,
+                            late: false,
+                        },
+                        Item::Change(changes(old.mtime != e.mtime, old.mode != e.mode, '.')),
+                    ),
                     Some(_) => {}
                 }
-                if old.is_none_or(|o| o.mtime_ns != e.mtime_ns) {
-                    late.push(Action::SetAttr {
+                // Every directory's mtime is settled last (see `touched`).
+                late.push(Step {
+                    op: Op::SetAttr {
                         path,
-                        mode: None,
-                        mtime_ns: Some(e.mtime_ns),
-                        code: String::new(),
-                        expect: Expect::Any,
-                    });
-                }
+                        attrs: Attrs {
+                            mtime: Some(e.mtime),
+                            ..Attrs::default()
+                        },
+                        expect: Expect::Dir,
+                        late: true,
+                    },
+                    item: Item::Quiet,
+                });
             }
             EntryKind::Symlink => match old {
-                Some(o) if o.target == e.target => {
-                    if o.mtime_ns != e.mtime_ns {
-                        plan.actions.push(Action::SetAttr {
-                            path,
-                            mode: None,
-                            mtime_ns: Some(e.mtime_ns),
-                            code: itemize('.', 'L', false, false, true, false),
-                            expect: Expect::Any,
-                        });
+                Some(old) if old.target == e.target => {
+                    if old.mtime != e.mtime || owner_differs {
+                        step(
+                            Op::SetAttr {
+                                path,
+                                attrs: Attrs {
+                                    mtime: Some(e.mtime),
+                                    ..extras(false)
+                                },
+                                expect: Expect::Symlink,
+                                late: false,
+                            },
+                            Item::Change(changes(old.mtime != e.mtime, false, '.')),
+                        );
                     }
                 }
-                _ => plan.actions.push(Action::Symlink {
-                    path,
-                    target: e.target.clone(),
-                    mtime_ns: e.mtime_ns,
-                    code: match old {
-                        None => new_code('c', 'L'),
-                        Some(o) => itemize('c', 'L', true, false, o.mtime_ns != e.mtime_ns, false),
+                _ => step(
+                    Op::Symlink {
+                        path,
+                        target: e.target.clone(),
+                        attrs: Attrs {
+                            mtime: Some(e.mtime),
+                            ..extra_attrs(e, o)
+                        },
                     },
-                }),
+                    Item::Change(match old {
+                        None => Itemize::new_entry('c', 'L'),
+                        Some(old) => Itemize {
+                            checksum: true,
+                            ..changes(old.mtime != e.mtime, false, 'c')
+                        },
+                    }),
+                ),
             },
             EntryKind::File => {
                 plan.total_size += e.size;
-                let Some(o) = old else {
-                    plan.actions.push(Action::Transfer {
-                        src: sp,
-                        path,
-                        size: e.size,
-                        code: new_code(dir, 'f'),
-                        expect: Expect::Any,
-                    });
+                let Some(old) = old else {
+                    step(
+                        Op::Transfer {
+                            src: sp,
+                            path,
+                            size: e.size,
+                            expect: Expect::Absent,
+                            attrs: extra_attrs(e, o),
+                        },
+                        Item::Change(Itemize::new_entry(dir, 'f')),
+                    );
+                    touched.insert(sp_parent);
                     continue;
                 };
-                let size = o.size != e.size;
-                let time = o.mtime_ns != e.mtime_ns;
-                let perms = o.mode != e.mode;
-                let differs = if options.checksum {
-                    size || o.blake3.is_none() || o.blake3 != e.blake3
+                let size = old.size != e.size;
+                let time = old.mtime != e.mtime;
+                let perms = old.mode != e.mode;
+                let differs = if o.checksum {
+                    size || old.blake3.is_none() || old.blake3 != e.blake3
                 } else {
                     size || time
                 };
                 if differs {
-                    let sum = options.checksum && !size;
-                    plan.actions.push(Action::Transfer {
-                        src: sp,
-                        path,
-                        size: e.size,
-                        code: itemize(dir, 'f', sum, size, time, perms),
-                        expect: Expect::Any,
-                    });
-                } else if time || perms {
-                    plan.actions.push(Action::SetAttr {
-                        path,
-                        mode: perms.then_some(e.mode),
-                        mtime_ns: time.then_some(e.mtime_ns),
-                        code: itemize('.', 'f', false, false, time, perms),
-                        expect: Expect::Any,
-                    });
+                    step(
+                        Op::Transfer {
+                            src: sp,
+                            path,
+                            size: e.size,
+                            expect: Expect::Any,
+                            attrs: extra_attrs(e, o),
+                        },
+                        Item::Change(Itemize {
+                            checksum: o.checksum && !size,
+                            size,
+                            ..changes(time, perms, dir)
+                        }),
+                    );
+                } else if time || perms || owner_differs || xattrs_differ {
+                    step(
+                        Op::SetAttr {
+                            path,
+                            attrs: Attrs {
+                                mode: perms.then_some(e.mode),
+                                mtime: time.then_some(e.mtime),
+                                ..extras(false)
+                            },
+                            expect: expect_of(old),
+                            late: false,
+                        },
+                        Item::Change(changes(time, perms, '.')),
+                    );
                 }
             }
         }
+        if middle.len() > before {
+            touched.insert(middle[before].op.path().parent());
+        }
     }
-    if options.delete {
-        let mut gone: Vec<(&RelPath, &Entry)> = there
+    if o.delete {
+        let gone: Vec<(&RelPath, &Entry)> = there
             .iter()
             .filter(|(p, _)| p.starts_with(to) && **p != *to && !wanted.contains(*p))
             .map(|(p, e)| (p, *e))
             .collect();
-        // Only the topmost of a deleted subtree needs a command; deepest first.
-        gone.sort_by(|a, b| b.0.cmp(a.0));
+        // Only the topmost of a deleted subtree starts a deletion.
         let all: HashSet<&RelPath> = gone.iter().map(|g| g.0).collect();
-        for (p, e) in gone {
-            let mut parent = p.parent();
-            let mut covered = false;
-            while !parent.is_root() {
-                covered |= all.contains(&parent);
-                parent = parent.parent();
-            }
-            if !covered {
-                early.push(Action::Delete {
-                    path: p.clone(),
-                    kind: e.kind,
-                    expect: Expect::Any,
-                });
-            }
+        let mut tops: Vec<(&RelPath, &Entry)> = gone
+            .into_iter()
+            .filter(|(p, _)| {
+                let mut parent = p.parent();
+                while !parent.is_root() {
+                    if all.contains(&parent) {
+                        return false;
+                    }
+                    parent = parent.parent();
+                }
+                true
+            })
+            .collect();
+        tops.sort_by(|a, b| a.0.cmp(b.0));
+        for (p, e) in tops {
+            early.extend(deletion(e, p, &there));
+            touched.insert(p.parent());
         }
     }
-    late.reverse();
-    early.append(&mut plan.actions);
-    early.append(&mut late);
-    plan.actions = early;
+    for s in &early {
+        touched.insert(s.op.path().parent());
+    }
+    // A directory's closing mtime is needed only if it differs or its
+    // contents change; children first.
+    late.retain(|s| match &s.op {
+        Op::SetAttr {
+            path,
+            attrs,
+            late: true,
+            ..
+        } => {
+            touched.contains(path)
+                || there
+                    .get(path)
+                    .is_none_or(|old| Some(old.mtime) != attrs.mtime)
+        }
+        _ => true,
+    });
+    let (links, mut dirs): (Vec<Step>, Vec<Step>) = late
+        .into_iter()
+        .partition(|s| matches!(s.op, Op::Link { .. }));
+    dirs.reverse();
+    early.append(&mut middle);
+    early.extend(links);
+    early.append(&mut dirs);
+    plan.steps = early;
     plan
 }
 
-fn new_code(y: char, x: char) -> String {
-    format!("{y}{x}+++++++++")
-}
-
-/// rsync's `YXcstpoguax`: update type, file type, then one column per
-/// attribute (`.` unchanged). We track checksum, size, time and perms.
-pub fn itemize(y: char, x: char, c: bool, s: bool, t: bool, p: bool) -> String {
-    let f = |b: bool, ch: char| if b { ch } else { '.' };
-    format!(
-        "{y}{x}{}{}{}{}.....",
-        f(c, 'c'),
-        f(s, 's'),
-        f(t, 't'),
-        f(p, 'p')
-    )
-}
-
-/// The line rsync's `-i` prints for an action (deletions: `*deleting`).
-pub fn itemize_line(a: &Action) -> Option<String> {
-    let shown = |p: &RelPath, dir: bool| {
-        if dir {
-            format!("{}/", p.display())
-        } else {
-            p.display()
-        }
+/// Removes `e` at `p` and, for a directory, what the destination listing
+/// shows under it: entry by entry, deepest first, each folder only once it
+/// is empty. A folder that still holds what the listing did not show (an
+/// excluded file) is never emptied of it: its removal fails, and it stays.
+fn deletion(e: &Entry, p: &RelPath, there: &HashMap<RelPath, &Entry>) -> Vec<Step> {
+    let mut under: Vec<(&RelPath, &Entry)> = if e.kind == EntryKind::Dir {
+        there
+            .iter()
+            .filter(|(q, _)| q.starts_with(p) && *q != p)
+            .map(|(q, e)| (q, *e))
+            .collect()
+    } else {
+        Vec::new()
     };
-    match a {
-        Action::Delete { path, kind, .. } => Some(format!(
-            "*deleting   {}",
-            shown(path, *kind == EntryKind::Dir)
-        )),
-        Action::Mkdir { path, .. } => Some(format!("{} {}", new_code('c', 'd'), shown(path, true))),
-        Action::Symlink {
-            path, target, code, ..
-        } => Some(format!(
-            "{code} {} -> {}",
-            path.display(),
+    under.sort_by(|a, b| b.0.cmp(a.0)); // deepest (and last) first
+    under.push((p, e));
+    under
+        .into_iter()
+        .map(|(q, e)| Step {
+            op: Op::Remove {
+                path: q.clone(),
+                expect: expect_of(e),
+            },
+            item: Item::Deleting,
+        })
+        .collect()
+}
+
+/// The line rsync's `-i` prints for a step, if any.
+pub fn itemize_line(s: &Step) -> Option<String> {
+    let path = s.op.path();
+    let is_dir = matches!(
+        &s.op,
+        Op::Mkdir { .. }
+            | Op::Remove {
+                expect: Expect::EmptyDir | Expect::Dir,
+                ..
+            }
+    ) || matches!(&s.item, Item::Change(i) if i.kind == 'd');
+    let shown = if is_dir {
+        format!("{}/", path.display())
+    } else {
+        path.display()
+    };
+    match (&s.item, &s.op) {
+        (Item::Quiet, _) => None,
+        (Item::Deleting, _) => Some(format!("*deleting   {shown}")),
+        (Item::Change(i), Op::Symlink { target, .. }) => Some(format!(
+            "{i} {shown} -> {}",
             String::from_utf8_lossy(target)
         )),
-        Action::Transfer { path, code, .. } => Some(format!("{code} {}", path.display())),
-        Action::Stash { path, .. } => Some(format!("*stashing   {}", path.display())),
-        Action::Move { from, to, .. } => Some(format!(
-            "*moving     {} -> {}",
-            from.display(),
-            to.display()
-        )),
-        Action::SetAttr { code, .. } if code.is_empty() => None,
-        Action::SetAttr { path, code, .. } => Some(format!(
-            "{code} {}",
-            shown(path, code.as_bytes()[1] == b'd')
-        )),
+        (Item::Change(i), Op::Link { existing, .. }) => {
+            Some(format!("{i} {shown} => {}", existing.display()))
+        }
+        (Item::Change(i), _) => Some(format!("{i} {shown}")),
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn e(path: &str, kind: EntryKind, size: u64, mtime: i64) -> Entry {
-        Entry {
-            path: path.as_bytes().to_vec(),
-            kind,
-            size,
-            mtime_ns: mtime,
-            mode: 0o644,
-            target: Vec::new(),
-            blake3: None,
-            ino: 0,
-        }
-    }
-
-    fn lines(p: &Plan) -> Vec<String> {
-        p.actions.iter().filter_map(itemize_line).collect()
-    }
-
-    #[test]
-    fn a_first_copy_creates_everything_parents_first() {
-        let src = [
-            e("s", EntryKind::Dir, 0, 1),
-            e("s/a", EntryKind::File, 3, 1),
-            e("s/d", EntryKind::Dir, 0, 1),
-            e("s/d/b", EntryKind::File, 4, 1),
-        ];
-        let p = plan(
-            &src,
-            &[],
-            &RelPath::parse(b"s").unwrap(),
-            &RelPath::parse(b"s").unwrap(),
-            PlanOptions::default(),
-            '>',
-        );
-        assert_eq!(
-            lines(&p),
-            [
-                "cd+++++++++ s/",
-                ">f+++++++++ s/a",
-                "cd+++++++++ s/d/",
-                ">f+++++++++ s/d/b"
-            ]
-        );
-        assert_eq!(p.total_size, 7);
-        // Directory mtimes come last, deepest first.
-        let last: Vec<_> = p
-            .actions
-            .iter()
-            .rev()
-            .take(2)
-            .map(|a| match a {
-                Action::SetAttr { path, .. } => path.display(),
-                _ => String::new(),
-            })
-            .collect();
-        assert_eq!(last, ["s", "s/d"]);
-    }
-
-    #[test]
-    fn changes_deletes_and_type_clashes() {
-        let from = RelPath::root();
-        let src = [
-            e("same", EntryKind::File, 1, 5),
-            e("grew", EntryKind::File, 9, 5),
-            e("touched", EntryKind::File, 1, 6),
-            e("x", EntryKind::Dir, 0, 5),
-        ];
-        let dst = [
-            e("same", EntryKind::File, 1, 5),
-            e("grew", EntryKind::File, 1, 5),
-            e("touched", EntryKind::File, 1, 5),
-            e("x", EntryKind::File, 1, 5),
-            e("old", EntryKind::Dir, 0, 5),
-            e("old/inner", EntryKind::File, 1, 5),
-        ];
-        let p = plan(
-            &src,
-            &dst,
-            &from,
-            &from,
-            PlanOptions {
-                delete: true,
-                checksum: false,
-            },
-            '<',
-        );
-        let l = lines(&p);
-        assert!(l.contains(&"<f.s....... grew".to_string()), "{l:?}");
-        assert!(l.contains(&"<f..t...... touched".to_string()), "{l:?}");
-
-        assert!(l.contains(&"*deleting   x".to_string()), "{l:?}");
-        assert!(l.contains(&"*deleting   old/".to_string()));
-        assert!(
-            !l.iter().any(|x| x.contains("old/inner")),
-            "a deleted tree is one command"
-        );
-        assert!(!l.iter().any(|x| x.ends_with(" same")));
-        let first_delete = l.iter().position(|x| x.starts_with('*')).unwrap();
-        let first_create = l.iter().position(|x| !x.starts_with('*')).unwrap();
-        assert!(first_delete < first_create, "deletions come first: {l:?}");
-        let without = plan(&src, &dst, &from, &from, PlanOptions::default(), '<');
-        assert!(
-            !lines(&without).iter().any(|x| x.contains("old")),
-            "no --delete, no deletion"
-        );
-    }
-
-    #[test]
-    fn checksum_mode_ignores_mtime_for_content() {
-        let mut a = e("f", EntryKind::File, 3, 1);
-        a.blake3 = Some([1; 32]);
-        let mut b = e("f", EntryKind::File, 3, 2);
-        b.blake3 = Some([1; 32]);
-        let r = RelPath::root();
-        let p = plan(
-            &[a.clone()],
-            &[b.clone()],
-            &r,
-            &r,
-            PlanOptions {
-                delete: false,
-                checksum: true,
-            },
-            '>',
-        );
-        assert!(matches!(
-            p.actions[..],
-            [Action::SetAttr {
-                mtime_ns: Some(1),
-                ..
-            }]
-        ));
-        b.blake3 = Some([2; 32]);
-        let p = plan(
-            &[a],
-            &[b],
-            &r,
-            &r,
-            PlanOptions {
-                delete: false,
-                checksum: true,
-            },
-            '>',
-        );
-        assert_eq!(lines(&p), [">fc.t...... f"]);
-    }
-}
+mod tests;

@@ -7,20 +7,31 @@
 //! a consistent database that is at most one change behind the replicas,
 //! and the next run's planning sees that change as "the same on both
 //! sides" and just records it.
+//!
+//! A change that reached a replica but was not recorded (a kill between
+//! the two) must not look like the user's work on the next run: the file
+//! that arrived on B would come back after A deletes it, or a later edit
+//! on A would be taken for a conflict. So before applying, a run writes
+//! each change's records to the **journal** as intents, with the sides the
+//! change touches. A committed change clears its intents in the same
+//! transaction. The next run [`settles`](StateDb::settle) what is left:
+//! an intent whose touched sides now hold exactly what it would record is
+//! adopted (the change happened); any other is dropped (it did not, or the
+//! user changed the entry since, and the old record stands).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use deltasync_wire::EntryKind;
-use rusqlite::{Connection, OptionalExtension, params};
+use deltasync_wire::{Entry, EntryKind, Mtime};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::path::RelPath;
 
 /// Per-side metadata of a synced entry.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SideMeta {
-    /// Modification time on that side, nanoseconds.
-    pub mtime_ns: i64,
+    /// Modification time on that side.
+    pub mtime: Mtime,
     /// Permission bits on that side.
     pub mode: u32,
     /// Inode on that side; 0 when unknown (a fresh copy), then the fast
@@ -62,6 +73,168 @@ pub struct StateDb {
     path: PathBuf,
 }
 
+/// The columns of a `Synced` record, after the path.
+const COLUMNS: &str = "kind, size, blake3, target, a_mtime, a_nsec, a_mode, a_ino, \
+                       b_mtime, b_nsec, b_mode, b_ino";
+/// Their placeholders, after `?1` for the path.
+const PLACES: &str = "?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13";
+
+/// Creates the tables, or brings an older database up to date: schema 0
+/// kept each mtime as one count of nanoseconds, which cannot hold a time
+/// before 1677 or after 2262; schema 1 keeps seconds and nanoseconds.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let had_entries = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'entries')",
+        [],
+        |r| r.get::<_, bool>(0),
+    )?;
+    if version == 0 && had_entries {
+        conn.execute_batch(
+            "BEGIN;
+             ALTER TABLE entries ADD COLUMN a_nsec INTEGER NOT NULL DEFAULT 0;
+             ALTER TABLE entries ADD COLUMN b_nsec INTEGER NOT NULL DEFAULT 0;
+             UPDATE entries SET
+                 a_nsec = ((a_mtime % 1000000000) + 1000000000) % 1000000000,
+                 b_nsec = ((b_mtime % 1000000000) + 1000000000) % 1000000000;
+             UPDATE entries SET
+                 a_mtime = (a_mtime - a_nsec) / 1000000000,
+                 b_mtime = (b_mtime - b_nsec) / 1000000000;
+             COMMIT;",
+        )?;
+    }
+    let table = |name: &str, extra: &str| {
+        format!(
+            "CREATE TABLE IF NOT EXISTS {name} (
+                 path BLOB PRIMARY KEY, kind INTEGER NOT NULL, size INTEGER NOT NULL,
+                 blake3 BLOB, target BLOB NOT NULL,
+                 a_mtime INTEGER NOT NULL, a_nsec INTEGER NOT NULL,
+                 a_mode INTEGER NOT NULL, a_ino INTEGER NOT NULL,
+                 b_mtime INTEGER NOT NULL, b_nsec INTEGER NOT NULL,
+                 b_mode INTEGER NOT NULL, b_ino INTEGER NOT NULL{extra});"
+        )
+    };
+    conn.execute_batch(&table("entries", ""))?;
+    conn.execute_batch(&table(
+        "journal",
+        ", op INTEGER NOT NULL, sides INTEGER NOT NULL",
+    ))?;
+    conn.execute_batch("PRAGMA user_version = 1;")
+}
+
+/// The SQL values of `p` and `s`, in `COLUMNS` order after the path.
+fn params_for(p: &[u8], s: &Synced) -> Vec<Box<dyn rusqlite::ToSql>> {
+    vec![
+        Box::new(p.to_vec()),
+        Box::new(kind_code(s.kind)),
+        Box::new(s.size as i64),
+        Box::new(s.blake3.map(|b| b.to_vec())),
+        Box::new(s.target.clone()),
+        Box::new(s.a.mtime.secs),
+        Box::new(i64::from(s.a.mtime.nanos)),
+        Box::new(i64::from(s.a.mode)),
+        Box::new(s.a.ino as i64),
+        Box::new(s.b.mtime.secs),
+        Box::new(i64::from(s.b.mtime.nanos)),
+        Box::new(i64::from(s.b.mode)),
+        Box::new(s.b.ino as i64),
+    ]
+}
+
+/// A `Synced` read from `COLUMNS`, starting at column `at`.
+fn synced_at(r: &Row<'_>, at: usize) -> rusqlite::Result<Synced> {
+    let blake3: Option<Vec<u8>> = r.get(at + 2)?;
+    let side = |k: usize| -> rusqlite::Result<SideMeta> {
+        Ok(SideMeta {
+            mtime: Mtime::new(r.get(at + k)?, r.get(at + k + 1)?),
+            mode: r.get::<_, i64>(at + k + 2)? as u32,
+            ino: r.get::<_, i64>(at + k + 3)? as u64,
+        })
+    };
+    Ok(Synced {
+        kind: kind_of(r.get(at)?),
+        size: r.get::<_, i64>(at + 1)? as u64,
+        blake3: blake3.and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok()),
+        target: r.get(at + 3)?,
+        a: side(4)?,
+        b: side(8)?,
+    })
+}
+
+/// What a change will record about one path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IntentRecord {
+    /// The path will be synced as this.
+    Put(RelPath, Synced),
+    /// The path (and what is under it) will be gone on both sides.
+    Remove(RelPath),
+}
+
+/// A record a change is about to make, and the sides its steps touch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Intent {
+    /// What will be recorded.
+    pub record: IntentRecord,
+    /// `[a, b]`: the sides the change writes this path on.
+    pub sides: [bool; 2],
+}
+
+impl Intent {
+    /// The record to adopt if every touched side holds what it says, with
+    /// the inodes found there; `None` if any does not.
+    fn settled(
+        &self,
+        a: &HashMap<RelPath, Entry>,
+        b: &HashMap<RelPath, Entry>,
+    ) -> Option<IntentRecord> {
+        match &self.record {
+            IntentRecord::Remove(p) => {
+                let gone = [a, b]
+                    .iter()
+                    .zip(self.sides)
+                    .all(|(l, touched)| !touched || !l.contains_key(p));
+                gone.then(|| self.record.clone())
+            }
+            IntentRecord::Put(p, s) => {
+                let mut s = s.clone();
+                for (i, listing) in [a, b].into_iter().enumerate() {
+                    if !self.sides[i] {
+                        continue;
+                    }
+                    let meta = if i == 0 { &mut s.a } else { &mut s.b };
+                    let e = listing.get(p)?;
+                    let holds = e.kind == s.kind
+                        && e.mode == meta.mode
+                        && match e.kind {
+                            EntryKind::File => e.size == s.size && e.mtime == meta.mtime,
+                            EntryKind::Symlink => e.target == s.target,
+                            EntryKind::Dir => true,
+                        };
+                    if !holds {
+                        return None;
+                    }
+                    meta.ino = e.ino;
+                }
+                Some(IntentRecord::Put(p.clone(), s))
+            }
+        }
+    }
+}
+
+impl Synced {
+    /// A placeholder for a removal's journal row.
+    fn gone() -> Synced {
+        Synced {
+            kind: EntryKind::File,
+            size: 0,
+            blake3: None,
+            target: Vec::new(),
+            a: SideMeta::default(),
+            b: SideMeta::default(),
+        }
+    }
+}
+
 fn kind_code(k: EntryKind) -> i64 {
     match k {
         EntryKind::File => 0,
@@ -92,14 +265,10 @@ impl StateDb {
         conn.execute_batch(
             "PRAGMA journal_mode=WAL;
              PRAGMA synchronous=NORMAL;
-             CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS entries (
-                 path BLOB PRIMARY KEY, kind INTEGER NOT NULL, size INTEGER NOT NULL,
-                 blake3 BLOB, target BLOB NOT NULL,
-                 a_mtime INTEGER NOT NULL, a_mode INTEGER NOT NULL, a_ino INTEGER NOT NULL,
-                 b_mtime INTEGER NOT NULL, b_mode INTEGER NOT NULL, b_ino INTEGER NOT NULL);",
+             CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
         )
         .map_err(err)?;
+        migrate(&conn).map_err(err)?;
         Ok(StateDb {
             conn,
             path: path.to_path_buf(),
@@ -117,32 +286,10 @@ impl StateDb {
     pub fn load(&self) -> Result<HashMap<RelPath, Synced>, StateError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT path, kind, size, blake3, target, a_mtime, a_mode, a_ino, b_mtime, b_mode, b_ino FROM entries")
+            .prepare(&format!("SELECT path, {COLUMNS} FROM entries"))
             .map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map([], |r| {
-                let path: Vec<u8> = r.get(0)?;
-                let blake3: Option<Vec<u8>> = r.get(3)?;
-                Ok((
-                    path,
-                    Synced {
-                        kind: kind_of(r.get(1)?),
-                        size: r.get::<_, i64>(2)? as u64,
-                        blake3: blake3.and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok()),
-                        target: r.get(4)?,
-                        a: SideMeta {
-                            mtime_ns: r.get(5)?,
-                            mode: r.get::<_, i64>(6)? as u32,
-                            ino: r.get::<_, i64>(7)? as u64,
-                        },
-                        b: SideMeta {
-                            mtime_ns: r.get(8)?,
-                            mode: r.get::<_, i64>(9)? as u32,
-                            ino: r.get::<_, i64>(10)? as u64,
-                        },
-                    },
-                ))
-            })
+            .query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, synced_at(r, 1)?)))
             .map_err(|e| self.err(e))?;
         let mut out = HashMap::new();
         for row in rows {
@@ -165,24 +312,12 @@ impl StateDb {
             .map_err(|e| self.err(e))
     }
 
-    /// Records `s` as the synced version of `p`, in its own transaction.
+    /// Records `s` as the synced version of `p`.
     pub fn put(&self, p: &RelPath, s: &Synced) -> Result<(), StateError> {
         self.conn
             .execute(
-                "INSERT OR REPLACE INTO entries VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                params![
-                    p.as_bytes(),
-                    kind_code(s.kind),
-                    s.size as i64,
-                    s.blake3.map(|b| b.to_vec()),
-                    s.target,
-                    s.a.mtime_ns,
-                    i64::from(s.a.mode),
-                    s.a.ino as i64,
-                    s.b.mtime_ns,
-                    i64::from(s.b.mode),
-                    s.b.ino as i64
-                ],
+                &format!("INSERT OR REPLACE INTO entries (path, {COLUMNS}) VALUES (?1, {PLACES})"),
+                rusqlite::params_from_iter(params_for(p.as_bytes(), s).iter()),
             )
             .map(|_| ())
             .map_err(|e| self.err(e))
@@ -219,6 +354,105 @@ impl StateDb {
                 Err(e)
             }
         }
+    }
+
+    /// Records what the changes about to be applied will record, each
+    /// with the sides it touches, in one transaction.
+    pub fn write_intents(&mut self, intents: &[Intent]) -> Result<(), StateError> {
+        self.batch(|db| {
+            for i in intents {
+                let (p, s, op) = match &i.record {
+                    IntentRecord::Put(p, s) => (p, s.clone(), 0),
+                    IntentRecord::Remove(p) => (p, Synced::gone(), 1),
+                };
+                let mut values = params_for(p.as_bytes(), &s);
+                let sides = i64::from(i.sides[0]) | i64::from(i.sides[1]) << 1;
+                values.push(Box::new(op));
+                values.push(Box::new(sides));
+                db.conn
+                    .execute(
+                        &format!(
+                            "INSERT OR REPLACE INTO journal (path, {COLUMNS}, op, sides) \
+                             VALUES (?1, {PLACES}, ?14, ?15)"
+                        ),
+                        rusqlite::params_from_iter(values.iter()),
+                    )
+                    .map_err(|e| db.err(e))?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Forgets the intent about `p` (in the transaction that commits it).
+    pub fn clear_intent(&self, p: &RelPath) -> Result<(), StateError> {
+        self.conn
+            .execute("DELETE FROM journal WHERE path = ?1", params![p.as_bytes()])
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Intents left by a run that did not finish.
+    pub fn intents(&self) -> Result<Vec<Intent>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT path, {COLUMNS}, op, sides FROM journal"))
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    synced_at(r, 1)?,
+                    r.get::<_, i64>(13)?,
+                    r.get::<_, i64>(14)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (path, s, op, sides) = row.map_err(|e| self.err(e))?;
+            let Ok(p) = RelPath::parse(&path) else {
+                continue;
+            };
+            out.push(Intent {
+                record: if op == 1 {
+                    IntentRecord::Remove(p)
+                } else {
+                    IntentRecord::Put(p, s)
+                },
+                sides: [sides & 1 != 0, sides & 2 != 0],
+            });
+        }
+        Ok(out)
+    }
+
+    /// Settles the journal against the replicas as listed now: each intent
+    /// whose touched sides hold what it records is adopted, the rest are
+    /// dropped. Returns how many were adopted.
+    pub fn settle(
+        &mut self,
+        a: &HashMap<RelPath, Entry>,
+        b: &HashMap<RelPath, Entry>,
+    ) -> Result<usize, StateError> {
+        let intents = self.intents()?;
+        if intents.is_empty() {
+            return Ok(0);
+        }
+        self.batch(|db| {
+            let mut adopted = 0;
+            for i in &intents {
+                if let Some(record) = i.settled(a, b) {
+                    match record {
+                        IntentRecord::Put(p, s) => db.put(&p, &s)?,
+                        IntentRecord::Remove(p) => db.remove(&p)?,
+                    }
+                    adopted += 1;
+                }
+            }
+            db.conn
+                .execute("DELETE FROM journal", [])
+                .map_err(|e| db.err(e))?;
+            Ok(adopted)
+        })
     }
 
     /// A fact about the pair.
@@ -265,12 +499,12 @@ mod tests {
             blake3: Some([7; 32]),
             target: Vec::new(),
             a: SideMeta {
-                mtime_ns: 1,
+                mtime: Mtime::new(-1, 5),
                 mode: 0o644,
                 ino: 9,
             },
             b: SideMeta {
-                mtime_ns: 2,
+                mtime: Mtime::new(20_000_000_000, 0),
                 mode: 0o600,
                 ino: 0,
             },
@@ -294,5 +528,92 @@ mod tests {
         assert_eq!(db.load().unwrap()[&RelPath::parse(b"e").unwrap()], s);
         assert_eq!(db.meta("replica_a").unwrap().as_deref(), Some("abc"));
         assert_eq!(db.meta("missing").unwrap(), None);
+    }
+
+    #[test]
+    fn a_schema_0_database_is_migrated_to_seconds_and_nanoseconds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.sqlite");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(
+                "CREATE TABLE entries (
+                     path BLOB PRIMARY KEY, kind INTEGER NOT NULL, size INTEGER NOT NULL,
+                     blake3 BLOB, target BLOB NOT NULL,
+                     a_mtime INTEGER NOT NULL, a_mode INTEGER NOT NULL, a_ino INTEGER NOT NULL,
+                     b_mtime INTEGER NOT NULL, b_mode INTEGER NOT NULL, b_ino INTEGER NOT NULL);
+                 INSERT INTO entries VALUES (x'66', 0, 3, NULL, x'', -1500000000, 420, 1,
+                                             1700000000123456789, 420, 2);",
+            )
+            .unwrap();
+        }
+        let db = StateDb::open(&path).unwrap();
+        let s = &db.load().unwrap()[&RelPath::parse(b"f").unwrap()];
+        assert_eq!(s.a.mtime, Mtime::new(-2, 500_000_000));
+        assert_eq!(s.b.mtime, Mtime::new(1_700_000_000, 123_456_789));
+        drop(db);
+        // Opening again changes nothing.
+        let db = StateDb::open(&path).unwrap();
+        assert_eq!(
+            db.load().unwrap()[&RelPath::parse(b"f").unwrap()].a.mtime,
+            Mtime::new(-2, 500_000_000)
+        );
+    }
+
+    #[test]
+    fn intents_are_adopted_only_where_the_touched_side_holds_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = StateDb::open(&dir.path().join("s.sqlite")).unwrap();
+        let p = |s: &str| RelPath::parse(s.as_bytes()).unwrap();
+        let t = Mtime::new(100, 0);
+        let file = |mtime| Entry {
+            ino: 9,
+            ..Entry::new(b"x", EntryKind::File, 3, mtime, 0o644)
+        };
+        let synced = Synced {
+            kind: EntryKind::File,
+            size: 3,
+            blake3: None,
+            target: Vec::new(),
+            a: SideMeta {
+                mtime: t,
+                mode: 0o644,
+                ino: 9,
+            },
+            b: SideMeta {
+                mtime: t,
+                mode: 0o644,
+                ino: 0,
+            },
+        };
+        let put = |name: &str| Intent {
+            record: IntentRecord::Put(p(name), synced.clone()),
+            sides: [false, true],
+        };
+        db.write_intents(&[
+            put("arrived"),
+            put("never-sent"),
+            put("edited-after"),
+            Intent {
+                record: IntentRecord::Remove(p("removed")),
+                sides: [false, true],
+            },
+        ])
+        .unwrap();
+        db.clear_intent(&p("never-sent")).unwrap(); // as a commit would
+        db.write_intents(&[put("never-sent")]).unwrap();
+        let mut a = HashMap::new();
+        let mut b = HashMap::new();
+        for name in ["arrived", "never-sent", "edited-after"] {
+            a.insert(p(name), file(t));
+        }
+        b.insert(p("arrived"), file(t));
+        b.insert(p("edited-after"), file(Mtime::new(200, 0)));
+        assert_eq!(db.settle(&a, &b).unwrap(), 2);
+        let state = db.load().unwrap();
+        assert_eq!(state[&p("arrived")].b.ino, 9, "adopted with B's inode");
+        assert!(!state.contains_key(&p("never-sent")));
+        assert!(!state.contains_key(&p("edited-after")));
+        assert!(db.intents().unwrap().is_empty(), "settled once");
     }
 }

@@ -1,35 +1,37 @@
-//! Carrying out a sync plan through the copy executor.
+//! Carrying out a sync plan through the shared executor.
 //!
 //! Each change's steps go to the side they change, in two phases: first
 //! moves, stashes and removals (so a conflict loser is kept, and a renamed
 //! file is in place, before anything is written over it or copied from
 //! it), then creations and transfers. Phases run A→B then B→A.
 //!
-//! A change's state records are committed the moment its last step
-//! succeeds, one transaction each. A change with a failed step records
-//! nothing: the next run sees the same difference again and retries, or
-//! sees it already done on both sides and just records it.
+//! Before anything changes, every change's records go to the state's
+//! journal as intents. A change's records are committed (and its intents
+//! cleared) the moment its last step succeeds, one transaction each, with
+//! what the executor reports (a transfer records the file as it was sent,
+//! not as it was listed). A change with a failed step records nothing: the
+//! next run sees the same difference again and retries, or sees it done on
+//! both sides and just records it. A kill in between leaves intents, which
+//! the next run settles (`StateDb::settle`).
 
 use std::collections::HashMap;
 use std::time::Instant;
 
 use deltasync_wire::Expect;
 
-use super::plan::{Area, Plan, Record, Side, Step};
+use super::plan::{Plan, Record, Side, Step};
 use super::{RunOptions, SyncSummary};
 use crate::client::Agent;
-use crate::copy::execute::{ExecOptions, execute};
-use crate::copy::{Action, CopySummary, Event, Reporter};
+use crate::copy::{Event, Reporter};
 use crate::error::DriverError;
+use crate::exec::{ExecOptions, Observer, Op, Outcome, Sent, execute};
 use crate::path::RelPath;
-use crate::state::StateDb;
+use crate::state::{Intent, IntentRecord, SideMeta, StateDb, StateError};
 
 /// Applies `plan`; returns which sides were changed.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn apply(
     plan: &Plan,
-    a: &Agent,
-    b: &Agent,
+    agents: [&Agent; 2],
     db: &mut StateDb,
     summary: &mut SyncSummary,
     reporter: &mut dyn Reporter,
@@ -44,11 +46,12 @@ pub(super) fn apply(
         }
         Ok(())
     })?;
+    db.write_intents(&intents(plan))?;
 
     let mut t = Tracker {
         remaining: plan.changes.iter().map(|c| c.steps.len()).collect(),
         failed: vec![false; plan.changes.len()],
-        hashes: HashMap::new(),
+        sent: HashMap::new(),
         plan,
         db,
         summary,
@@ -59,27 +62,24 @@ pub(super) fn apply(
     };
     for phase in [1, 2] {
         for side in [Side::B, Side::A] {
-            let (actions, map) = actions_for(plan, side, phase);
-            if actions.is_empty() {
+            let (ops, map) = ops_for(plan, side, phase);
+            if ops.is_empty() {
                 continue;
             }
             changed[if side == Side::A { 0 } else { 1 }] = true;
-            let (src, dst) = if side == Side::B { (a, b) } else { (b, a) };
-            t.map = map;
-            let copy_plan = crate::copy::Plan {
-                actions,
-                total_size: 0,
-                files: 0,
+            let (src, dst) = if side == Side::B {
+                (agents[0], agents[1])
+            } else {
+                (agents[1], agents[0])
             };
-            let mut scratch = CopySummary::default();
+            t.map = map;
             let eo = ExecOptions {
-                whole_file: false,
                 window: o.window,
                 deadline,
+                sparse: o.sparse,
+                ..ExecOptions::default()
             };
-            execute(&copy_plan, src, dst, &eo, &mut scratch, &mut t)?;
-            t.summary.literal += scratch.literal;
-            t.summary.matched += scratch.matched;
+            execute(&ops, src, dst, &eo, &mut t)?;
         }
     }
     if let Some(limit) = o.commit_limit {
@@ -92,31 +92,64 @@ pub(super) fn apply(
     Ok(changed)
 }
 
-/// The copy actions of `phase` on `side`, and for each its change's index.
+/// Each change's records, with the sides its steps write them on.
+fn intents(plan: &Plan) -> Vec<Intent> {
+    let mut out = Vec::new();
+    for c in plan.changes.iter().filter(|c| !c.steps.is_empty()) {
+        for r in &c.records {
+            let mut sides = [false, false];
+            for s in &c.steps {
+                let touches = match (r, &s.op) {
+                    (Record::Put(p, _), Op::Move { to, .. }) => to == p,
+                    (Record::Put(p, _), op) => op.path() == p,
+                    (Record::Remove(p), Op::Move { from, .. }) => from == p,
+                    (Record::Remove(p), Op::Stash { path, .. } | Op::Remove { path, .. }) => {
+                        path == p
+                    }
+                    (Record::Remove(_), _) => false,
+                };
+                if touches {
+                    sides[if s.side == Side::A { 0 } else { 1 }] = true;
+                }
+            }
+            if sides == [false, false] {
+                continue; // nothing written at this path: nothing to settle
+            }
+            let record = match r {
+                Record::Put(p, s) => IntentRecord::Put(p.clone(), s.clone()),
+                Record::Remove(p) => IntentRecord::Remove(p.clone()),
+            };
+            out.push(Intent { record, sides });
+        }
+    }
+    out
+}
+
+/// The ops of `phase` on `side`, and for each its change and step.
 ///
 /// Phase 1 is moves, then stashes and removals; phase 2 the rest, ending
 /// with the removal of emptied directories (`--empty-dirs remove`),
 /// deepest first. Moves go first because a file may be moved out of a
 /// directory that is then stashed as a whole (a renamed folder leaves its
 /// old one empty).
-fn actions_for(plan: &Plan, side: Side, phase: u8) -> (Vec<Action>, Vec<(usize, usize)>) {
-    let rank = |step: &Step| match step {
-        Step::Move { .. } => 0,
-        Step::Remove {
+fn ops_for(plan: &Plan, side: Side, phase: u8) -> (Vec<Op>, Vec<(usize, usize)>) {
+    let rank = |step: &Step| match &step.op {
+        Op::Move { .. } => 0,
+        Op::Remove {
             expect: Expect::EmptyDir,
             ..
         } => 3,
-        Step::Stash { .. } | Step::Remove { .. } => 1,
+        Op::Stash { .. } | Op::Remove { .. } => 1,
         _ => 2,
     };
     let wanted: &[u8] = if phase == 1 { &[0, 1] } else { &[2, 3] };
-    let mut actions = Vec::new();
+    let mut ops = Vec::new();
     let mut map = Vec::new();
     for &r in wanted {
         let mut picked = Vec::new();
         for (ci, c) in plan.changes.iter().enumerate() {
             for (si, step) in c.steps.iter().enumerate() {
-                if step.side() == side && rank(step) == r {
+                if step.side == side && rank(step) == r {
                     picked.push((ci, si));
                 }
             }
@@ -125,129 +158,37 @@ fn actions_for(plan: &Plan, side: Side, phase: u8) -> (Vec<Action>, Vec<(usize, 
             picked.reverse(); // changes run parents first; emptied directories go children first
         }
         for (ci, si) in picked {
-            actions.push(to_action(&plan.changes[ci].steps[si]));
+            ops.push(plan.changes[ci].steps[si].op.clone());
             map.push((ci, si));
         }
     }
-    (actions, map)
-}
-
-fn to_action(step: &Step) -> Action {
-    match step {
-        Step::Move {
-            from, to, expect, ..
-        } => Action::Move {
-            from: from.clone(),
-            to: to.clone(),
-            expect: *expect,
-        },
-        Step::Stash {
-            path,
-            area,
-            link,
-            expect,
-            ..
-        } => {
-            let area = match (area, link) {
-                (Area::Deleted, _) => 0,
-                (Area::Conflicts, false) => 1,
-                (Area::Conflicts, true) => 2,
-            };
-            Action::Stash {
-                path: path.clone(),
-                area,
-                expect: *expect,
-            }
-        }
-        Step::Remove { path, expect, .. } => Action::Delete {
-            path: path.clone(),
-            kind: deltasync_wire::EntryKind::File,
-            expect: *expect,
-        },
-        Step::Mkdir { path, mode, .. } => Action::Mkdir {
-            path: path.clone(),
-            mode: *mode,
-        },
-        Step::Copy {
-            src,
-            path,
-            size,
-            expect,
-            ..
-        } => Action::Transfer {
-            src: src.clone(),
-            path: path.clone(),
-            size: *size,
-            code: String::new(),
-            expect: *expect,
-        },
-        Step::Symlink {
-            path,
-            target,
-            mtime_ns,
-            ..
-        } => Action::Symlink {
-            path: path.clone(),
-            target: target.clone(),
-            mtime_ns: *mtime_ns,
-            code: String::new(),
-        },
-        // A directory's mtime waits until its contents are written (an
-        // empty code tells the executor so).
-        Step::SetAttr {
-            path,
-            mode,
-            mtime_ns,
-            dir,
-            expect,
-            ..
-        } => Action::SetAttr {
-            path: path.clone(),
-            mode: *mode,
-            mtime_ns: *mtime_ns,
-            code: if *dir { String::new() } else { "attrs".into() },
-            expect: *expect,
-        },
-    }
+    (ops, map)
 }
 
 /// Counts each change's steps down and commits it when they are all done.
 struct Tracker<'a> {
     remaining: Vec<usize>,
     failed: Vec<bool>,
-    /// BLAKE3s of files written by transfers, by destination path.
-    hashes: HashMap<RelPath, [u8; 32]>,
+    /// What transfers sent, by destination path.
+    sent: HashMap<RelPath, (Side, Sent)>,
     plan: &'a Plan,
     db: &'a mut StateDb,
     summary: &'a mut SyncSummary,
     reporter: &'a mut dyn Reporter,
     commits: usize,
     limit: Option<usize>,
-    /// The current phase's action index -> (change, step).
+    /// The current phase's op index -> (change, step).
     map: Vec<(usize, usize)>,
 }
 
-impl Reporter for Tracker<'_> {
-    fn event(&mut self, e: Event<'_>) {
-        match e {
-            Event::Applied { index, blake3 } => {
-                let Some(&(ci, si)) = self.map.get(index) else {
-                    return;
-                };
-                let step = &self.plan.changes[ci].steps[si];
-                self.count(step);
-                if let (Some(h), Step::Copy { path, .. }) = (blake3, step) {
-                    self.hashes.insert(path.clone(), h);
-                }
-                self.remaining[ci] -= 1;
-                if self.remaining[ci] == 0 && !self.failed[ci] {
-                    self.finish(ci);
-                }
-            }
-            Event::Failed { index, message, .. } => {
-                let Some(&(ci, _)) = self.map.get(index) else {
-                    return;
-                };
+impl Observer for Tracker<'_> {
+    fn outcome(&mut self, index: usize, _op: &Op, outcome: &Outcome) {
+        let Some(&(ci, si)) = self.map.get(index) else {
+            return;
+        };
+        let step = &self.plan.changes[ci].steps[si];
+        match outcome {
+            Outcome::Failed { message, .. } => {
                 if !self.failed[ci] {
                     self.failed[ci] = true;
                     let c = &self.plan.changes[ci];
@@ -256,28 +197,47 @@ impl Reporter for Tracker<'_> {
                         .push(format!("{}: {message}", c.line.trim()));
                 }
             }
-            // Per-action lines are the copy's; the sync prints its own.
-            Event::Item { .. } => {}
-            other => self.reporter.event(other),
+            Outcome::Done | Outcome::Sent(_) => {
+                self.count(step);
+                if let Outcome::Sent(sent) = outcome {
+                    self.summary.literal += sent.literal;
+                    self.summary.matched += sent.matched;
+                    self.sent.insert(step.op.path().clone(), (step.side, *sent));
+                }
+                self.remaining[ci] -= 1;
+                if self.remaining[ci] == 0 && !self.failed[ci] {
+                    self.finish(ci);
+                }
+            }
         }
+    }
+
+    fn progress(&mut self, path: &RelPath, done: u64, total: u64) {
+        self.reporter.event(Event::Progress { path, done, total });
+    }
+
+    fn warning(&mut self, text: &str) {
+        self.reporter.event(Event::Warning(text));
     }
 }
 
 impl Tracker<'_> {
     fn count(&mut self, step: &Step) {
-        match step {
-            Step::Copy { to: Side::B, .. } | Step::Symlink { side: Side::B, .. } => {
-                self.summary.copied_ab += 1
+        let to_b = step.side == Side::B;
+        match &step.op {
+            Op::Transfer { .. } | Op::Symlink { .. } | Op::Link { .. } => {
+                if to_b {
+                    self.summary.copied_ab += 1
+                } else {
+                    self.summary.copied_ba += 1
+                }
             }
-            Step::Copy { to: Side::A, .. } | Step::Symlink { side: Side::A, .. } => {
-                self.summary.copied_ba += 1
-            }
-            Step::Move { .. } => self.summary.moved += 1,
-            Step::Stash {
-                area: Area::Deleted,
+            Op::Move { .. } => self.summary.moved += 1,
+            Op::Stash {
+                area: deltasync_wire::StashArea::Deleted,
                 ..
             } => self.summary.soft_deleted += 1,
-            Step::Remove { .. } => self.summary.deleted += 1,
+            Op::Remove { .. } => self.summary.deleted += 1,
             _ => {}
         }
     }
@@ -288,8 +248,8 @@ impl Tracker<'_> {
         }
         let c = &self.plan.changes[ci];
         // One transaction per change: a move's two rows land together.
-        let hashes = &self.hashes;
-        if let Err(e) = self.db.batch(|db| commit(db, &c.records, hashes)) {
+        let sent = &self.sent;
+        if let Err(e) = self.db.batch(|db| commit(db, &c.records, sent)) {
             self.summary.failed.push(format!("{}: {e}", c.line.trim()));
             return;
         }
@@ -304,21 +264,44 @@ impl Tracker<'_> {
     }
 }
 
+/// Writes a change's records, and clears their intents. A transferred
+/// file is recorded as it was sent: the source may have changed between
+/// the listing and the transfer, and the destination got what was read.
 fn commit(
     db: &StateDb,
     records: &[Record],
-    hashes: &HashMap<RelPath, [u8; 32]>,
-) -> Result<(), crate::state::StateError> {
+    sent: &HashMap<RelPath, (Side, Sent)>,
+) -> Result<(), StateError> {
     for r in records {
         match r {
             Record::Put(p, s) => {
                 let mut s = s.clone();
-                if let Some(h) = hashes.get(p) {
-                    s.blake3 = Some(*h);
+                if let Some((to, x)) = sent.get(p) {
+                    let (from_meta, to_meta) = match to {
+                        Side::B => (&mut s.a, &mut s.b),
+                        Side::A => (&mut s.b, &mut s.a),
+                    };
+                    let same = s.size == x.stat.size && from_meta.mtime == x.stat.mtime;
+                    *from_meta = SideMeta {
+                        mtime: x.stat.mtime,
+                        mode: x.stat.mode,
+                        ino: if same { from_meta.ino } else { 0 },
+                    };
+                    *to_meta = SideMeta {
+                        mtime: x.stat.mtime,
+                        mode: x.stat.mode,
+                        ino: 0,
+                    };
+                    s.size = x.stat.size;
+                    s.blake3 = Some(x.blake3);
                 }
                 db.put(p, &s)?;
+                db.clear_intent(p)?;
             }
-            Record::Remove(p) => db.remove(p)?,
+            Record::Remove(p) => {
+                db.remove(p)?;
+                db.clear_intent(p)?;
+            }
         }
     }
     Ok(())

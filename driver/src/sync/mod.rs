@@ -12,20 +12,25 @@
 //! 4. [`plan`](plan::plan)s, pure; checks the safety stops; prints the
 //!    plan for `--dry-run`;
 //! 5. applies it in two phases per side (moves and stashes, then
-//!    creations and transfers), committing each change's state as soon as
-//!    all its steps are done, so a run killed at any point converges;
+//!    creations and transfers), through the executor copy uses too,
+//!    committing each change's state as soon as all its steps are done
+//!    (and journaling them before), so a run killed at any point converges
+//!    and the user's next edit is never taken for a conflict;
 //! 6. records each changed side's listing digest, purges old stashed
 //!    versions, and releases the locks.
 
 mod apply;
+mod pair;
 pub mod plan;
+mod replicas;
 mod run;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use plan::{ConflictPolicy, Side, SyncOptions};
-pub use run::{reset, sync};
+pub use pair::{pair_id, reset, state_path};
+pub use plan::{ConflictPolicy, Side, Step, SyncOptions};
+pub use run::sync;
 
 use crate::client::ConnectOptions;
 use crate::location::Location;
@@ -62,6 +67,8 @@ pub struct RunOptions {
     pub state_dir: Option<PathBuf>,
     /// Files in flight at once.
     pub window: usize,
+    /// Write runs of zeros as holes (`-S`).
+    pub sparse: bool,
     /// For tests: stop committing state after this many commits, as if
     /// the process were killed between applying changes and recording them.
     pub commit_limit: Option<usize>,
@@ -82,6 +89,7 @@ impl Default for RunOptions {
             retention_days: 30,
             state_dir: None,
             window: 1024,
+            sparse: false,
             commit_limit: None,
         }
     }

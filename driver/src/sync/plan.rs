@@ -23,7 +23,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use deltasync_wire::{Entry, EntryKind, Expect};
+use deltasync_wire::{Attrs, Entry, EntryKind, Expect, Mtime, StashArea};
+
+use crate::exec::Op;
 
 use crate::path::RelPath;
 use crate::state::{SideMeta, Synced};
@@ -94,87 +96,40 @@ pub struct SyncOptions {
     pub remove_empty_dirs: bool,
     /// `YYYYmmdd-HHMMSS`, for keep-both names.
     pub stamp: String,
+    /// Keep owner and group (`-o`/`-g`).
+    pub owner: bool,
+    /// Owners by number, not name (`--numeric-ids`).
+    pub numeric_ids: bool,
+    /// Keep extended attributes and ACLs (`-X`, `-A`).
+    pub xattrs: bool,
+    /// Keep hard links (`-H`).
+    pub hard_links: bool,
 }
 
-/// Where a stashed entry goes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Area {
-    /// `.deltasync/deleted/`.
-    Deleted,
-    /// `.deltasync/conflicts/`.
-    Conflicts,
-}
-
-/// One change to one side. In every variant `side` (or `to`) is the side
-/// changed, and `expect` is what the agent must find there before acting.
+/// One change to one side: the shared operation ([`Op`]) and the side it
+/// changes. Every change that could overwrite or remove something carries
+/// an `Expect`: what the agent must find there before acting.
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[allow(missing_docs)]
-pub enum Step {
-    /// Rename within the side.
-    Move {
-        side: Side,
-        from: RelPath,
-        to: RelPath,
-        expect: Expect,
-    },
-    /// Move (or, with `link`, hard-link) the entry into the work directory.
-    Stash {
-        side: Side,
-        path: RelPath,
-        area: Area,
-        link: bool,
-        expect: Expect,
-    },
-    /// Remove for real (`--no-soft-delete`).
-    Remove {
-        side: Side,
-        path: RelPath,
-        expect: Expect,
-    },
-    /// Create a directory.
-    Mkdir {
-        side: Side,
-        path: RelPath,
-        mode: u32,
-    },
-    /// Send a file from the other side's `src` to this side's `path`.
-    Copy {
-        to: Side,
-        src: RelPath,
-        path: RelPath,
-        size: u64,
-        expect: Expect,
-    },
-    /// Create or repoint a symlink.
-    Symlink {
-        side: Side,
-        path: RelPath,
-        target: Vec<u8>,
-        mtime_ns: i64,
-    },
-    /// Set mode and/or mtime.
-    SetAttr {
-        side: Side,
-        path: RelPath,
-        mode: Option<u32>,
-        mtime_ns: Option<i64>,
-        dir: bool,
-        expect: Expect,
-    },
+pub struct Step {
+    /// The side changed.
+    pub side: Side,
+    /// What is done there.
+    pub op: Op,
 }
 
 impl Step {
-    /// The side this step changes.
-    pub fn side(&self) -> Side {
-        match self {
-            Step::Move { side, .. }
-            | Step::Stash { side, .. }
-            | Step::Remove { side, .. }
-            | Step::Mkdir { side, .. }
-            | Step::Symlink { side, .. }
-            | Step::SetAttr { side, .. } => *side,
-            Step::Copy { to, .. } => *to,
-        }
+    /// `op` on `side`.
+    pub fn on(side: Side, op: Op) -> Step {
+        Step { side, op }
+    }
+}
+
+/// Attributes that set only a mode and/or an mtime.
+fn mode_time(mode: Option<u32>, mtime: Option<Mtime>) -> Attrs {
+    Attrs {
+        mode,
+        mtime,
+        ..Attrs::default()
     }
 }
 
@@ -243,9 +198,8 @@ fn delta(st: Option<&Synced>, e: Option<&Entry>, side: Side) -> Delta {
             let m = meta_of(s, side);
             match e.kind {
                 EntryKind::File => {
-                    let fast = e.size == s.size
-                        && e.mtime_ns == m.mtime_ns
-                        && (m.ino == 0 || e.ino == m.ino);
+                    let fast =
+                        e.size == s.size && e.mtime == m.mtime && (m.ino == 0 || e.ino == m.ino);
                     if fast || (e.blake3.is_some() && e.blake3 == s.blake3 && e.size == s.size) {
                         if fast && e.mode == m.mode {
                             Delta::None
@@ -282,7 +236,7 @@ pub fn expect_of(e: Option<&Entry>) -> Expect {
         Some(e) => match e.kind {
             EntryKind::File => Expect::File {
                 size: e.size,
-                mtime_ns: e.mtime_ns,
+                mtime: e.mtime,
             },
             EntryKind::Dir => Expect::Dir,
             EntryKind::Symlink => Expect::Symlink,
@@ -292,7 +246,7 @@ pub fn expect_of(e: Option<&Entry>) -> Expect {
 
 fn side_meta(e: &Entry) -> SideMeta {
     SideMeta {
-        mtime_ns: e.mtime_ns,
+        mtime: e.mtime,
         mode: e.mode,
         ino: e.ino,
     }
@@ -382,21 +336,19 @@ impl<'a> Planner<'a> {
     /// Deletes `p` (which `e` is) on `side`.
     fn delete_step(&self, side: Side, p: &RelPath, e: &Entry) -> Step {
         let expect = expect_of(Some(e));
-        if self.o.soft_delete {
-            Step::Stash {
-                side,
+        let op = if self.o.soft_delete {
+            Op::Stash {
                 path: p.clone(),
-                area: Area::Deleted,
-                link: false,
+                area: StashArea::Deleted,
                 expect,
             }
         } else {
-            Step::Remove {
-                side,
+            Op::Remove {
                 path: p.clone(),
                 expect,
             }
-        }
+        };
+        Step::on(side, op)
     }
 
     /// `from` changed (`d`), the other side did not: carry it over.
@@ -427,22 +379,23 @@ impl<'a> Planner<'a> {
             (Delta::Meta, Some(s)) => {
                 let Some(t) = target else { return };
                 let file = s.kind == EntryKind::File;
-                let step = Step::SetAttr {
-                    side: to,
-                    path: p.clone(),
-                    mode: Some(s.mode),
-                    mtime_ns: file.then_some(s.mtime_ns),
-                    dir: s.kind == EntryKind::Dir,
-                    // An edit made there since the listing must not be
-                    // stamped with this side's mtime and recorded as synced.
-                    expect: expect_of(Some(&t)),
-                };
+                let step = Step::on(
+                    to,
+                    Op::SetAttr {
+                        path: p.clone(),
+                        attrs: mode_time(Some(s.mode), file.then_some(s.mtime)),
+                        // An edit made there since the listing must not be
+                        // stamped with this side's mtime and recorded as synced.
+                        expect: expect_of(Some(&t)),
+                        late: s.kind == EntryKind::Dir,
+                    },
+                );
                 // The content is unchanged: keep the known hash.
                 let mut record = synced_copy(&s, from);
                 record.blake3 = s.blake3.or(self.st.get(p).and_then(|x| x.blake3));
                 let there = SideMeta {
                     mode: s.mode,
-                    mtime_ns: if file { s.mtime_ns } else { t.mtime_ns },
+                    mtime: if file { s.mtime } else { t.mtime },
                     ino: t.ino,
                 };
                 match to {
@@ -472,79 +425,95 @@ impl<'a> Planner<'a> {
                     from.name(),
                     from.name()
                 ));
-                self.create(p, &dir, to, Some(&s), Area::Conflicts);
+                self.create(p, &dir, to, Some(&s), StashArea::Conflicts);
             }
-            (_, Some(s)) => self.create(p, &s, from, target.as_ref(), Area::Deleted),
+            (_, Some(s)) => self.create(p, &s, from, target.as_ref(), StashArea::Deleted),
             (_, None) => {}
         }
     }
 
     /// Makes `to`'s `p` what `s` is on `from`, moving `old` (what `to` has
     /// there now) into `area` first if it is in the way.
-    fn create(&mut self, p: &RelPath, s: &Entry, from: Side, old: Option<&Entry>, area: Area) {
+    fn create(&mut self, p: &RelPath, s: &Entry, from: Side, old: Option<&Entry>, area: StashArea) {
         let to = from.other();
         let mut steps = Vec::new();
         let mut expect = Expect::Absent;
         if let Some(o) = old {
             let same_kind = o.kind == s.kind;
-            if same_kind && s.kind == EntryKind::File && area == Area::Deleted {
+            if same_kind && s.kind == EntryKind::File && area == StashArea::Deleted {
                 // A plain update: the patch replaces it atomically, guarded.
                 expect = expect_of(Some(o));
             } else if same_kind && s.kind == EntryKind::File {
                 // A conflict loser: keep it (a hard link, so the old content
                 // also stays the delta's basis), then replace it.
-                steps.push(Step::Stash {
-                    side: to,
-                    path: p.clone(),
-                    area,
-                    link: true,
-                    expect: expect_of(Some(o)),
-                });
+                steps.push(Step::on(
+                    to,
+                    Op::Stash {
+                        path: p.clone(),
+                        area: StashArea::ConflictsLink,
+                        expect: expect_of(Some(o)),
+                    },
+                ));
                 expect = expect_of(Some(o));
             } else if same_kind && s.kind == EntryKind::Dir {
                 expect = Expect::Dir;
             } else {
-                steps.push(Step::Stash {
-                    side: to,
-                    path: p.clone(),
-                    area,
-                    link: false,
-                    expect: expect_of(Some(o)),
-                });
+                steps.push(Step::on(
+                    to,
+                    Op::Stash {
+                        path: p.clone(),
+                        area,
+                        expect: expect_of(Some(o)),
+                    },
+                ));
             }
         }
         let verb = if old.is_some() { "update" } else { "create" };
         match s.kind {
-            EntryKind::File => steps.push(Step::Copy {
+            EntryKind::File => steps.push(Step::on(
                 to,
-                src: p.clone(),
-                path: p.clone(),
-                size: s.size,
-                expect,
-            }),
+                Op::Transfer {
+                    src: p.clone(),
+                    path: p.clone(),
+                    size: s.size,
+                    expect,
+                    attrs: self.o.extra_attrs(s),
+                },
+            )),
             EntryKind::Dir => {
                 if expect != Expect::Dir {
-                    steps.push(Step::Mkdir {
-                        side: to,
-                        path: p.clone(),
-                        mode: s.mode,
-                    });
+                    steps.push(Step::on(
+                        to,
+                        Op::Mkdir {
+                            path: p.clone(),
+                            attrs: Attrs {
+                                mode: Some(s.mode),
+                                ..self.o.extra_attrs(s)
+                            },
+                        },
+                    ));
                 }
-                steps.push(Step::SetAttr {
-                    side: to,
-                    path: p.clone(),
-                    mode: Some(s.mode),
-                    mtime_ns: Some(s.mtime_ns),
-                    dir: true,
-                    expect: Expect::Dir,
-                });
+                steps.push(Step::on(
+                    to,
+                    Op::SetAttr {
+                        path: p.clone(),
+                        attrs: mode_time(Some(s.mode), Some(s.mtime)),
+                        expect: Expect::Dir,
+                        late: true,
+                    },
+                ));
             }
-            EntryKind::Symlink => steps.push(Step::Symlink {
-                side: to,
-                path: p.clone(),
-                target: s.target.clone(),
-                mtime_ns: s.mtime_ns,
-            }),
+            EntryKind::Symlink => steps.push(Step::on(
+                to,
+                Op::Symlink {
+                    path: p.clone(),
+                    target: s.target.clone(),
+                    attrs: Attrs {
+                        mtime: Some(s.mtime),
+                        ..self.o.extra_attrs(s)
+                    },
+                },
+            )),
         }
         let shown = if s.kind == EntryKind::Dir {
             format!("{}/", p.display())
@@ -579,10 +548,10 @@ impl<'a> Planner<'a> {
                 winner.other().name()
             );
             self.plan.conflicts.push(note);
-            self.create(p, w, winner, Some(l), Area::Conflicts);
+            self.create(p, w, winner, Some(l), StashArea::Conflicts);
             return;
         }
-        let newer = match a.mtime_ns.cmp(&b.mtime_ns) {
+        let newer = match a.mtime.cmp(&b.mtime) {
             std::cmp::Ordering::Greater => Side::A,
             std::cmp::Ordering::Less => Side::B,
             std::cmp::Ordering::Equal => self.o.prefer,
@@ -612,15 +581,17 @@ impl<'a> Planner<'a> {
             );
             self.plan.conflicts.push(note);
             // The loser steps aside on its own side, then each side gets the other's.
-            let mv = Step::Move {
-                side: loser,
-                from: p.clone(),
-                to: renamed.clone(),
-                expect: expect_of(Some(l)),
-            };
+            let mv = Step::on(
+                loser,
+                Op::Move {
+                    from: p.clone(),
+                    to: renamed.clone(),
+                    expect: expect_of(Some(l)),
+                },
+            );
             let mut steps = vec![mv];
-            steps.push(copy_or_link(w, winner, p, p));
-            steps.push(copy_or_link(l, loser, &renamed, &renamed));
+            steps.push(self.o.copy_or_link(w, winner, p, p));
+            steps.push(self.o.copy_or_link(l, loser, &renamed, &renamed));
             let records = vec![
                 Record::Put(p.clone(), synced_copy(w, winner)),
                 Record::Put(renamed.clone(), synced_copy(l, loser)),
@@ -645,7 +616,7 @@ impl<'a> Planner<'a> {
             loser.name()
         );
         self.plan.conflicts.push(note);
-        self.create(p, w, winner, Some(l), Area::Conflicts);
+        self.create(p, w, winner, Some(l), StashArea::Conflicts);
         if let Some(last) = self.plan.changes.last_mut() {
             last.line = format!(
                 "{} conflict {} ({} wins, {}'s kept in conflicts/)",
@@ -705,21 +676,24 @@ impl<'a> Planner<'a> {
                 let Some(old) = self.entry(other, &from).cloned() else {
                     continue;
                 };
-                let mut steps = vec![Step::Move {
-                    side: other,
-                    from: from.clone(),
-                    to: q.clone(),
-                    expect: expect_of(Some(&old)),
-                }];
-                if old.mode != e.mode || old.mtime_ns != e.mtime_ns {
-                    steps.push(Step::SetAttr {
-                        side: other,
-                        path: q.clone(),
-                        mode: Some(e.mode),
-                        mtime_ns: Some(e.mtime_ns),
-                        dir: false,
+                let mut steps = vec![Step::on(
+                    other,
+                    Op::Move {
+                        from: from.clone(),
+                        to: q.clone(),
                         expect: expect_of(Some(&old)),
-                    });
+                    },
+                )];
+                if old.mode != e.mode || old.mtime != e.mtime {
+                    steps.push(Step::on(
+                        other,
+                        Op::SetAttr {
+                            path: q.clone(),
+                            attrs: mode_time(Some(e.mode), Some(e.mtime)),
+                            expect: expect_of(Some(&old)),
+                            late: false,
+                        },
+                    ));
                 }
                 let mut record = synced_copy(e, side);
                 match other {
@@ -754,22 +728,51 @@ fn kind_name(k: EntryKind) -> &'static str {
     }
 }
 
-/// The step that puts `e` (on `from`) at `to_path` on the other side.
-fn copy_or_link(e: &Entry, from: Side, src: &RelPath, to_path: &RelPath) -> Step {
-    match e.kind {
-        EntryKind::Symlink => Step::Symlink {
-            side: from.other(),
-            path: to_path.clone(),
-            target: e.target.clone(),
-            mtime_ns: e.mtime_ns,
-        },
-        _ => Step::Copy {
-            to: from.other(),
-            src: src.clone(),
-            path: to_path.clone(),
-            size: e.size,
-            expect: Expect::Absent,
-        },
+impl SyncOptions {
+    /// Owner and extended attributes that `e` carries to the other side,
+    /// as far as this sync keeps them.
+    pub fn extra_attrs(&self, e: &Entry) -> Attrs {
+        Attrs {
+            owner: if self.owner {
+                e.owner.clone().map(|mut o| {
+                    if self.numeric_ids {
+                        o.user.clear();
+                        o.group.clear();
+                    }
+                    o
+                })
+            } else {
+                None
+            },
+            xattrs: if self.xattrs && e.kind != EntryKind::Symlink {
+                e.xattrs.clone()
+            } else {
+                None
+            },
+            ..Attrs::default()
+        }
+    }
+
+    /// The step that puts `e` (on `from`) at `to_path` on the other side.
+    fn copy_or_link(&self, e: &Entry, from: Side, src: &RelPath, to_path: &RelPath) -> Step {
+        let op = match e.kind {
+            EntryKind::Symlink => Op::Symlink {
+                path: to_path.clone(),
+                target: e.target.clone(),
+                attrs: Attrs {
+                    mtime: Some(e.mtime),
+                    ..self.extra_attrs(e)
+                },
+            },
+            _ => Op::Transfer {
+                src: src.clone(),
+                path: to_path.clone(),
+                size: e.size,
+                expect: Expect::Absent,
+                attrs: self.extra_attrs(e),
+            },
+        };
+        Step::on(from.other(), op)
     }
 }
 
@@ -830,36 +833,33 @@ pub fn plan(
                     // that differ are settled by the newer side.
                     let mut steps = Vec::new();
                     if x.mode != y.mode {
-                        let (from, src) = if x.mtime_ns >= y.mtime_ns {
+                        let (from, src) = if x.mtime >= y.mtime {
                             (Side::A, x)
                         } else {
                             (Side::B, y)
                         };
-                        steps.push(Step::SetAttr {
-                            side: from.other(),
-                            path: p.clone(),
-                            mode: Some(src.mode),
-                            mtime_ns: None,
-                            dir: x.kind == EntryKind::Dir,
-                            expect: expect_of(Some(if from == Side::A { y } else { x })),
-                        });
+                        steps.push(Step::on(
+                            from.other(),
+                            Op::SetAttr {
+                                path: p.clone(),
+                                attrs: mode_time(Some(src.mode), None),
+                                expect: expect_of(Some(if from == Side::A { y } else { x })),
+                                late: x.kind == EntryKind::Dir,
+                            },
+                        ));
                     }
                     let mut rec = synced_pair(x, y);
                     rec.blake3 = rec.blake3.or(st.and_then(|s| s.blake3));
                     if x.mode != y.mode {
-                        let m = if x.mtime_ns >= y.mtime_ns {
-                            x.mode
-                        } else {
-                            y.mode
-                        };
+                        let m = if x.mtime >= y.mtime { x.mode } else { y.mode };
                         rec.a.mode = m;
                         rec.b.mode = m;
                     }
                     pl.push(steps, vec![Record::Put(p.clone(), rec)], String::new());
                 }
                 // Modify beats delete: restore where it was deleted.
-                (None, Some(y)) => pl.create(p, &y.clone(), Side::B, None, Area::Deleted),
-                (Some(x), None) => pl.create(p, &x.clone(), Side::A, None, Area::Deleted),
+                (None, Some(y)) => pl.create(p, &y.clone(), Side::B, None, StashArea::Deleted),
+                (Some(x), None) => pl.create(p, &x.clone(), Side::A, None, StashArea::Deleted),
                 (Some(x), Some(y)) => pl.conflict(p, &x.clone(), &y.clone()),
             },
         }
@@ -869,54 +869,57 @@ pub fn plan(
     if o.remove_empty_dirs {
         pl.prune_empty_dirs();
     }
-    // Files each side loses: a deleted file counts one, a deleted
-    // directory every file under it there, except those moved out first.
-    let moved_out: BTreeSet<(Side, RelPath)> = pl
-        .plan
-        .changes
-        .iter()
-        .flat_map(|c| c.steps.iter())
-        .filter_map(|s| match s {
-            Step::Move { side, from, .. } => Some((*side, from.clone())),
-            _ => None,
-        })
-        .collect();
-    for c in &pl.plan.changes {
-        for step in &c.steps {
-            if let Step::Stash {
-                side,
-                path,
-                area: Area::Deleted,
-                ..
-            }
-            | Step::Remove { side, path, .. } = step
-            {
-                if matches!(
-                    step,
-                    Step::Remove {
-                        expect: Expect::EmptyDir,
-                        ..
-                    }
-                ) {
-                    continue; // an emptied directory: its files are counted already
-                }
-                let files = pl
-                    .listing(*side)
-                    .iter()
-                    .filter(|(q, e)| {
-                        e.kind == EntryKind::File
-                            && q.starts_with(path)
-                            && !moved_out.contains(&(*side, (*q).clone()))
-                    })
-                    .count();
-                pl.plan.deleted_files[idx(*side)] += files as u64;
-            }
-        }
+    if o.hard_links {
+        pl.link_copies();
     }
+    count_deletions(&mut pl.plan, a, b);
     // Parents before children, whatever order the decisions came in.
     let mut plan = pl.plan;
     plan.changes.sort_by_key(first_path);
     plan
+}
+
+/// Counts the files each side loses (`Plan::deleted_files`): a deleted
+/// file counts one, a deleted directory every file under it there, except
+/// those moved out first. Run again after changes are dropped from a plan.
+pub fn count_deletions(plan: &mut Plan, a: &HashMap<RelPath, Entry>, b: &HashMap<RelPath, Entry>) {
+    let moved_out: BTreeSet<(Side, RelPath)> = plan
+        .changes
+        .iter()
+        .flat_map(|c| c.steps.iter())
+        .filter_map(|s| match &s.op {
+            Op::Move { from, .. } => Some((s.side, from.clone())),
+            _ => None,
+        })
+        .collect();
+    let mut lost = [0u64; 2];
+    for step in plan.changes.iter().flat_map(|c| c.steps.iter()) {
+        let path = match &step.op {
+            // An emptied directory: its files are counted already.
+            Op::Remove {
+                expect: Expect::EmptyDir,
+                ..
+            } => continue,
+            Op::Stash {
+                path,
+                area: StashArea::Deleted,
+                ..
+            }
+            | Op::Remove { path, .. } => path,
+            _ => continue,
+        };
+        let listing = if step.side == Side::A { a } else { b };
+        let files = listing
+            .iter()
+            .filter(|(q, e)| {
+                e.kind == EntryKind::File
+                    && q.starts_with(path)
+                    && !moved_out.contains(&(step.side, (*q).clone()))
+            })
+            .count();
+        lost[idx(step.side)] += files as u64;
+    }
+    plan.deleted_files = lost;
 }
 
 fn first_path(c: &Change) -> Option<RelPath> {
@@ -929,6 +932,7 @@ fn first_path(c: &Change) -> Option<RelPath> {
 }
 
 mod dirs;
+mod links;
 mod prune;
 #[cfg(test)]
 mod tests;

@@ -4,9 +4,10 @@
 
 use std::collections::BTreeSet;
 
-use deltasync_wire::Expect;
+use deltasync_wire::{Expect, StashArea};
 
-use super::{Area, Delta, Planner, Record, Side, Step, delta, idx};
+use super::{Delta, Planner, Record, Side, Step, delta, idx};
+use crate::exec::Op;
 use crate::path::RelPath;
 
 impl Planner<'_> {
@@ -34,11 +35,13 @@ impl Planner<'_> {
                 .all(|q| self.deleting[i].contains(q) || gone[i].contains(q));
             if all_go {
                 gone[i].insert(d.clone());
-                let step = Step::Remove {
+                let step = Step::on(
                     side,
-                    path: d.clone(),
-                    expect: Expect::EmptyDir,
-                };
+                    Op::Remove {
+                        path: d.clone(),
+                        expect: Expect::EmptyDir,
+                    },
+                );
                 let line = format!("{} delete   {}/", side.arrow(), d.display());
                 self.push(vec![step], vec![Record::Remove(d.clone())], line);
             } else {
@@ -48,7 +51,7 @@ impl Planner<'_> {
         for (side, d) in restore {
             // Something under it changed where it was kept: restore it.
             if let Some(e) = self.entry(side, &d).cloned() {
-                self.create(&d, &e, side, None, Area::Deleted);
+                self.create(&d, &e, side, None, StashArea::Deleted);
             }
         }
     }
@@ -69,9 +72,9 @@ impl Planner<'_> {
         };
         self.plan.changes.retain(|c| {
             !(c.steps.len() == 1
-                && matches!(&c.steps[0],
-                    Step::Stash { side, path, area: Area::Deleted, .. }
-                    | Step::Remove { side, path, .. } if covered(*side, path)))
+                && matches!(&c.steps[0].op,
+                    Op::Stash { path, area: StashArea::Deleted, .. }
+                    | Op::Remove { path, .. } if covered(c.steps[0].side, path)))
         });
     }
 

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use deltasync_wire::{EntryKind, Expect};
 
 use super::{Planner, Record, Side, Step, idx};
+use crate::exec::Op;
 use crate::path::RelPath;
 
 impl Planner<'_> {
@@ -24,20 +25,21 @@ impl Planner<'_> {
         let mut arriving: [BTreeSet<RelPath>; 2] = Default::default();
         let mut going: [BTreeSet<RelPath>; 2] = Default::default();
         for step in self.plan.changes.iter().flat_map(|c| c.steps.iter()) {
-            match step {
-                Step::Copy { to, path, .. } => {
-                    arriving[idx(*to)].insert(path.clone());
+            let i = idx(step.side);
+            match &step.op {
+                Op::Transfer { path, .. }
+                | Op::Link { path, .. }
+                | Op::Mkdir { path, .. }
+                | Op::Symlink { path, .. } => {
+                    arriving[i].insert(path.clone());
                 }
-                Step::Mkdir { side, path, .. } | Step::Symlink { side, path, .. } => {
-                    arriving[idx(*side)].insert(path.clone());
+                Op::Move { to, .. } => {
+                    arriving[i].insert(to.clone());
                 }
-                Step::Move { side, to, .. } => {
-                    arriving[idx(*side)].insert(to.clone());
+                Op::Stash { path, .. } | Op::Remove { path, .. } => {
+                    going[i].insert(path.clone());
                 }
-                Step::Stash { side, path, .. } | Step::Remove { side, path, .. } => {
-                    going[idx(*side)].insert(path.clone());
-                }
-                Step::SetAttr { .. } => {}
+                Op::SetAttr { .. } => {}
             }
         }
         let mut dirs: Vec<RelPath> = self
@@ -84,11 +86,13 @@ impl Planner<'_> {
             for side in sides {
                 self.deleting[idx(side)].insert(d.clone());
                 going[idx(side)].insert(d.clone());
-                let step = Step::Remove {
+                let step = Step::on(
                     side,
-                    path: d.clone(),
-                    expect: Expect::EmptyDir,
-                };
+                    Op::Remove {
+                        path: d.clone(),
+                        expect: Expect::EmptyDir,
+                    },
+                );
                 let line = format!("{} rmdir    {}/", side.arrow(), d.display());
                 self.push(vec![step], vec![Record::Remove(d.clone())], line);
             }

@@ -8,28 +8,19 @@ fn p(s: &str) -> RelPath {
 
 fn file(path: &str, content: u8, mtime: i64) -> Entry {
     Entry {
-        path: path.as_bytes().to_vec(),
-        kind: EntryKind::File,
-        size: 10,
-        mtime_ns: mtime,
-        mode: 0o644,
-        target: Vec::new(),
         blake3: Some([content; 32]),
-        ino: 0,
+        ..Entry::new(
+            path.as_bytes(),
+            EntryKind::File,
+            10,
+            Mtime::new(mtime, 0),
+            0o644,
+        )
     }
 }
 
 fn dir(path: &str) -> Entry {
-    Entry {
-        path: path.as_bytes().to_vec(),
-        kind: EntryKind::Dir,
-        size: 0,
-        mtime_ns: 1,
-        mode: 0o755,
-        target: Vec::new(),
-        blake3: None,
-        ino: 0,
-    }
+    Entry::new(path.as_bytes(), EntryKind::Dir, 0, Mtime::new(1, 0), 0o755)
 }
 
 fn listing(entries: &[Entry]) -> HashMap<RelPath, Entry> {
@@ -56,6 +47,10 @@ fn opts() -> SyncOptions {
         soft_delete: true,
         remove_empty_dirs: false,
         stamp: "20261125-120000".into(),
+        owner: false,
+        numeric_ids: false,
+        xattrs: false,
+        hard_links: false,
     }
 }
 
@@ -149,10 +144,12 @@ fn the_change_matrix() {
     assert!(
         matches!(
             &c.steps[0],
-            Step::Stash {
+            Step {
                 side: Side::B,
-                area: Area::Conflicts,
-                ..
+                op: Op::Stash {
+                    area: StashArea::ConflictsLink,
+                    ..
+                }
             }
         ),
         "{:?}",
@@ -208,7 +205,7 @@ fn policies() {
     let both = with(ConflictPolicy::KeepBoth);
     let c = &both.changes[0];
     assert!(
-        matches!(&c.steps[0], Step::Move { side: Side::B, to, .. } if to.display() == "f.conflict-20261125-120000-b"),
+        matches!(&c.steps[0], Step { side: Side::B, op: Op::Move { to, .. } } if to.display() == "f.conflict-20261125-120000-b"),
         "{:?}",
         c.steps
     );
@@ -261,7 +258,7 @@ fn renames_become_moves() {
     assert!(
         !pl.changes
             .iter()
-            .any(|c| c.steps.iter().any(|s| matches!(s, Step::Copy { .. }))),
+            .any(|c| c.steps.iter().any(|s| matches!(s.op, Op::Transfer { .. }))),
         "nothing is sent again: {l:#?}"
     );
     assert!(l.contains(&"a->b delete   old/".to_string()), "{l:#?}");
@@ -288,11 +285,11 @@ fn a_deleted_directory_goes_whole_or_is_restored() {
         .changes
         .iter()
         .flat_map(|c| c.steps.iter())
-        .find(|s| matches!(s, Step::Remove { path, .. } if path == &p("d")));
+        .find(|s| matches!(&s.op, Op::Remove { path, .. } if path == &p("d")));
     assert!(
         matches!(
-            rmdir,
-            Some(Step::Remove {
+            rmdir.map(|s| &s.op),
+            Some(Op::Remove {
                 expect: Expect::EmptyDir,
                 ..
             })
@@ -344,14 +341,13 @@ fn a_folder_replaced_by_a_file_keeps_changes_made_inside_it() {
         "the edit inside is restored on a: {l:#?}"
     );
     let stashed_on_a = pl.changes.iter().flat_map(|c| c.steps.iter()).any(|s| {
-        matches!(s, Step::Stash { side: Side::A, path, area: Area::Conflicts, .. } if path == &p("d"))
+        matches!(s, Step { side: Side::A, op: Op::Stash { path, area: StashArea::Conflicts, .. } } if path == &p("d"))
     });
     assert!(stashed_on_a, "a's file is kept in conflicts/: {pl:#?}");
     assert!(
-        !pl.changes
-            .iter()
-            .flat_map(|c| c.steps.iter())
-            .any(|s| { matches!(s, Step::Stash { side: Side::B, path, .. } if path == &p("d")) }),
+        !pl.changes.iter().flat_map(|c| c.steps.iter()).any(|s| {
+            matches!(s, Step { side: Side::B, op: Op::Stash { path, .. } } if path == &p("d"))
+        }),
         "b's folder is not swept away: {l:#?}"
     );
     // With nothing changed inside, the file replaces the folder.
@@ -379,17 +375,24 @@ fn type_clash_keeps_both_versions() {
     assert!(
         matches!(
             &c.steps[0],
-            Step::Stash {
+            Step {
                 side: Side::B,
-                area: Area::Conflicts,
-                link: false,
-                ..
+                op: Op::Stash {
+                    area: StashArea::Conflicts,
+                    ..
+                }
             }
         ),
         "{:?}",
         c.steps
     );
-    assert!(matches!(&c.steps[1], Step::Mkdir { side: Side::B, .. }));
+    assert!(matches!(
+        &c.steps[1],
+        Step {
+            side: Side::B,
+            op: Op::Mkdir { .. }
+        }
+    ));
     assert_eq!(pl.conflicts.len(), 1);
 }
 

@@ -1,0 +1,472 @@
+//! The agent's request bookkeeping, with no I/O: which requests are open,
+//! what each waits for, and the limits on work in flight.
+//!
+//! The shell (`agent::serve`) feeds every incoming message and every
+//! finished job to [`Core::handle`], and carries out the [`Action`]s it
+//! returns: replies, one-message operations, jobs for the worker lanes,
+//! patch feeds. Everything a hostile client could make grow is counted
+//! here and refused past its limit with a `Busy` or `Data` error naming
+//! the numbers, so no sequence of messages can make the agent start
+//! unbounded threads or hold unbounded signature bytes.
+
+use std::collections::HashMap;
+
+use deltasync_wire::{Attrs, Code, Expect, Feed, FileStat, Message, Partial, Reply, Request};
+
+use crate::path::RelPath;
+
+/// Most patches running at once (each is a thread writing a file).
+pub const MAX_PATCHES: usize = 256;
+/// Most signature and delta jobs open at once (queued, gathering their
+/// signature, or running).
+pub const MAX_JOBS: usize = 4096;
+/// Most bytes of signature one delta request may carry.
+pub const MAX_SIGNATURE: usize = 256 << 20;
+/// Most signature bytes held at once, over all delta requests.
+pub const MAX_SIGNATURE_BYTES: usize = 512 << 20;
+
+/// What the core is told.
+#[derive(Debug)]
+pub enum Input {
+    /// A message from the client.
+    Message(Message),
+    /// A job (signature, delta or patch) of request `id` has ended and
+    /// sent its last reply.
+    Finished(u64),
+}
+
+/// What the shell must do. Field names follow the requests they come
+/// from (`docs/protocol.md`).
+#[derive(Debug, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum Action {
+    /// Send this reply.
+    Reply(u64, Reply),
+    /// Answer this one-message request (listing, hash, mkdir, …) now.
+    Run(u64, Request),
+    /// Queue a signature job.
+    Signature {
+        id: u64,
+        path: RelPath,
+        full_sums: bool,
+        resume: bool,
+    },
+    /// Queue a delta job against a complete signature.
+    Delta {
+        id: u64,
+        path: RelPath,
+        skip: Option<Partial>,
+        sig: Vec<u8>,
+    },
+    /// Start a patch job; its delta follows as `PatchChunk`s and a `PatchEnd`.
+    StartPatch {
+        id: u64,
+        path: RelPath,
+        resume_len: u64,
+        expect: Expect,
+        attrs: Attrs,
+        sparse: bool,
+    },
+    /// More delta for patch `id`.
+    PatchChunk { id: u64, data: Vec<u8> },
+    /// The end of patch `id`'s delta.
+    PatchEnd {
+        id: u64,
+        stat: FileStat,
+        blake3: [u8; 32],
+    },
+    /// The client can take `bytes` more of delta `id`.
+    Grant { id: u64, bytes: u64 },
+    /// Stop job `id` (a delta at its next chunk; a patch keeps its prefix).
+    Cancel { id: u64 },
+    /// The client said goodbye.
+    Stop,
+}
+
+/// One open request.
+#[derive(Debug)]
+enum Open {
+    /// A signature job queued or running.
+    Signature,
+    /// A delta request gathering its signature.
+    Gathering {
+        path: RelPath,
+        skip: Option<Partial>,
+        sig: Vec<u8>,
+    },
+    /// A delta job queued or running, holding `bytes` of signature.
+    Delta { bytes: usize },
+    /// A patch taking its delta.
+    Patch,
+}
+
+/// The agent's open requests and what they hold.
+#[derive(Debug, Default)]
+pub struct Core {
+    open: HashMap<u64, Open>,
+    /// Signature and delta requests open.
+    jobs: usize,
+    /// Patches open.
+    patches: usize,
+    /// Signature bytes held by gathering and running delta requests.
+    sig_bytes: usize,
+}
+
+fn refuse(id: u64, code: Code, path: &[u8], message: impl std::fmt::Display) -> Action {
+    Action::Reply(id, Reply::error(code, path, message))
+}
+
+impl Core {
+    /// A core with nothing open.
+    pub fn new() -> Core {
+        Core::default()
+    }
+
+    /// Requests still open (for tests and the shell's shutdown).
+    pub fn open_count(&self) -> usize {
+        self.open.len()
+    }
+
+    /// Takes one input; returns what to do, in order.
+    pub fn handle(&mut self, input: Input) -> Vec<Action> {
+        match input {
+            Input::Finished(id) => {
+                self.close(id);
+                Vec::new()
+            }
+            Input::Message(m) => match m {
+                Message::Call { id, req } => self.call(id, req),
+                Message::Feed { id, feed } => self.feed(id, feed),
+                Message::Cancel { id } => self.cancel(id),
+                Message::Bye => vec![Action::Stop],
+                other => vec![refuse(
+                    other.id().unwrap_or(0),
+                    Code::Refused,
+                    b"",
+                    format!("unexpected message from a client: {}", short(&other)),
+                )],
+            },
+        }
+    }
+
+    fn close(&mut self, id: u64) {
+        match self.open.remove(&id) {
+            Some(Open::Signature) => self.jobs -= 1,
+            Some(Open::Gathering { sig, .. }) => {
+                self.jobs -= 1;
+                self.sig_bytes -= sig.len();
+            }
+            Some(Open::Delta { bytes }) => {
+                self.jobs -= 1;
+                self.sig_bytes -= bytes;
+            }
+            Some(Open::Patch) => self.patches -= 1,
+            None => {}
+        }
+    }
+
+    fn call(&mut self, id: u64, req: Request) -> Vec<Action> {
+        if self.open.contains_key(&id) {
+            return vec![refuse(
+                id,
+                Code::Refused,
+                b"",
+                format!("request id {id} is already in use"),
+            )];
+        }
+        let (raw, stream) = match &req {
+            Request::Signature { path, .. } | Request::Delta { path, .. } => (path, true),
+            Request::Patch { path, .. } => (path, true),
+            _ => return vec![Action::Run(id, req)],
+        };
+        let path = match RelPath::parse(raw) {
+            Ok(p) => p,
+            Err(e) => return vec![refuse(id, Code::Refused, raw, e)],
+        };
+        debug_assert!(stream);
+        match req {
+            Request::Signature {
+                full_sums, resume, ..
+            } => {
+                if self.jobs >= MAX_JOBS {
+                    return vec![self.busy(id, &path, "signature and delta jobs", MAX_JOBS)];
+                }
+                self.jobs += 1;
+                self.open.insert(id, Open::Signature);
+                vec![Action::Signature {
+                    id,
+                    path,
+                    full_sums,
+                    resume,
+                }]
+            }
+            Request::Delta { skip, .. } => {
+                if self.jobs >= MAX_JOBS {
+                    return vec![self.busy(id, &path, "signature and delta jobs", MAX_JOBS)];
+                }
+                self.jobs += 1;
+                self.open.insert(
+                    id,
+                    Open::Gathering {
+                        path,
+                        skip,
+                        sig: Vec::new(),
+                    },
+                );
+                Vec::new()
+            }
+            Request::Patch {
+                resume_len,
+                expect,
+                attrs,
+                sparse,
+                ..
+            } => {
+                if self.patches >= MAX_PATCHES {
+                    return vec![self.busy(id, &path, "patches", MAX_PATCHES)];
+                }
+                self.patches += 1;
+                self.open.insert(id, Open::Patch);
+                vec![Action::StartPatch {
+                    id,
+                    path,
+                    resume_len,
+                    expect,
+                    attrs,
+                    sparse,
+                }]
+            }
+            _ => unreachable!("only streaming requests get here"),
+        }
+    }
+
+    fn busy(&self, id: u64, path: &RelPath, what: &str, max: usize) -> Action {
+        refuse(
+            id,
+            Code::Busy,
+            path.as_bytes(),
+            format!("the agent already has {max} {what} open, its limit"),
+        )
+    }
+
+    fn feed(&mut self, id: u64, feed: Feed) -> Vec<Action> {
+        match (self.open.get_mut(&id), feed) {
+            (Some(Open::Gathering { sig, path, .. }), Feed::SigChunk(data)) => {
+                let (len, total) = (sig.len() + data.len(), self.sig_bytes + data.len());
+                let over = if len > MAX_SIGNATURE {
+                    Some((
+                        Code::Data,
+                        format!("signature larger than {MAX_SIGNATURE} bytes"),
+                    ))
+                } else if total > MAX_SIGNATURE_BYTES {
+                    Some((
+                        Code::Busy,
+                        format!(
+                            "{total} bytes of signatures would be held at once, over the limit of {MAX_SIGNATURE_BYTES}"
+                        ),
+                    ))
+                } else {
+                    None
+                };
+                match over {
+                    Some((code, why)) => {
+                        let path = path.as_bytes().to_vec();
+                        self.close(id);
+                        vec![refuse(id, code, &path, why)]
+                    }
+                    None => {
+                        sig.extend_from_slice(&data);
+                        self.sig_bytes += data.len();
+                        Vec::new()
+                    }
+                }
+            }
+            (Some(Open::Gathering { .. }), Feed::SigEnd) => {
+                let Some(Open::Gathering { path, skip, sig }) = self.open.remove(&id) else {
+                    return Vec::new();
+                };
+                self.open.insert(id, Open::Delta { bytes: sig.len() });
+                vec![Action::Delta {
+                    id,
+                    path,
+                    skip,
+                    sig,
+                }]
+            }
+            (Some(Open::Patch), Feed::DeltaChunk(data)) => vec![Action::PatchChunk { id, data }],
+            (Some(Open::Patch), Feed::DeltaEnd { stat, blake3 }) => {
+                vec![Action::PatchEnd { id, stat, blake3 }]
+            }
+            (Some(Open::Delta { .. }), Feed::Credit(bytes)) => vec![Action::Grant { id, bytes }],
+            // Trailing input for a request that already ended (a patch that
+            // failed, a delta that was cancelled) is dropped.
+            (None, Feed::DeltaChunk(_) | Feed::DeltaEnd { .. } | Feed::Credit(_)) => Vec::new(),
+            (_, f @ (Feed::SigChunk(_) | Feed::SigEnd)) => vec![refuse(
+                id,
+                Code::Refused,
+                b"",
+                format!("{} for no delta request", short_feed(&f)),
+            )],
+            (Some(_), f) => vec![refuse(
+                id,
+                Code::Refused,
+                b"",
+                format!("{} does not belong to this request", short_feed(&f)),
+            )],
+        }
+    }
+
+    fn cancel(&mut self, id: u64) -> Vec<Action> {
+        match self.open.get(&id) {
+            Some(Open::Gathering { .. }) => {
+                self.close(id);
+                Vec::new()
+            }
+            // The job ends (and reports it) on its own; it is closed then.
+            Some(Open::Delta { .. } | Open::Patch) => vec![Action::Cancel { id }],
+            Some(Open::Signature) | None => Vec::new(),
+        }
+    }
+}
+
+fn short(m: &Message) -> String {
+    let mut s = format!("{m:?}");
+    s.truncate(80);
+    s
+}
+
+fn short_feed(f: &Feed) -> &'static str {
+    match f {
+        Feed::SigChunk(_) => "a signature chunk",
+        Feed::SigEnd => "a signature end",
+        Feed::DeltaChunk(_) => "a delta chunk",
+        Feed::DeltaEnd { .. } => "a delta end",
+        Feed::Credit(_) => "a credit",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(id: u64, req: Request) -> Input {
+        Input::Message(Message::Call { id, req })
+    }
+
+    fn feed(id: u64, feed: Feed) -> Input {
+        Input::Message(Message::Feed { id, feed })
+    }
+
+    fn patch(path: &[u8]) -> Request {
+        Request::Patch {
+            path: path.to_vec(),
+            resume_len: 0,
+            expect: Expect::Any,
+            attrs: Attrs::default(),
+            sparse: false,
+        }
+    }
+
+    fn is_error(a: &[Action], want: Code) -> bool {
+        matches!(a, [Action::Reply(_, Reply::Error { code, .. })] if *code == want)
+    }
+
+    #[test]
+    fn patches_past_the_limit_are_refused_until_one_finishes() {
+        let mut c = Core::new();
+        for id in 0..MAX_PATCHES as u64 {
+            assert!(matches!(
+                c.handle(call(id, patch(b"f")))[..],
+                [Action::StartPatch { .. }]
+            ));
+        }
+        assert!(is_error(&c.handle(call(999, patch(b"f"))), Code::Busy));
+        c.handle(Input::Finished(3));
+        assert!(matches!(
+            c.handle(call(1000, patch(b"f")))[..],
+            [Action::StartPatch { .. }]
+        ));
+    }
+
+    #[test]
+    fn signature_bytes_are_bounded_per_request_and_in_all() {
+        let mut c = Core::new();
+        let chunk = vec![0u8; 64 << 10];
+        let delta = |p: &[u8]| Request::Delta {
+            path: p.to_vec(),
+            skip: None,
+        };
+        // One request may not pass MAX_SIGNATURE.
+        c.handle(call(1, delta(b"a")));
+        let mut refused = None;
+        for n in 0.. {
+            let a = c.handle(feed(1, Feed::SigChunk(chunk.clone())));
+            if !a.is_empty() {
+                refused = Some((n, a));
+                break;
+            }
+        }
+        let (n, a) = refused.unwrap();
+        assert_eq!(n, MAX_SIGNATURE / chunk.len());
+        assert!(is_error(&a, Code::Data));
+        assert_eq!(c.sig_bytes, 0, "a refused request holds nothing");
+        // Many requests together may not pass MAX_SIGNATURE_BYTES.
+        let per = MAX_SIGNATURE / 2;
+        let mut total = 0;
+        let mut id = 10;
+        loop {
+            c.handle(call(id, delta(b"b")));
+            let mut a = Vec::new();
+            for _ in 0..per / chunk.len() {
+                a = c.handle(feed(id, Feed::SigChunk(chunk.clone())));
+                if !a.is_empty() {
+                    break;
+                }
+                total += chunk.len();
+            }
+            if !a.is_empty() {
+                assert!(is_error(&a, Code::Busy), "{a:?}");
+                break;
+            }
+            id += 1;
+        }
+        assert!(total <= MAX_SIGNATURE_BYTES);
+        assert!(c.sig_bytes <= MAX_SIGNATURE_BYTES);
+        // Cancelling releases what a gathering request held.
+        c.handle(Input::Message(Message::Cancel { id: 10 }));
+        assert!(c.sig_bytes <= MAX_SIGNATURE_BYTES - per);
+    }
+
+    #[test]
+    fn jobs_are_bounded_and_ids_are_not_reused_while_open() {
+        let mut c = Core::new();
+        let sig = |p: &[u8]| Request::Signature {
+            path: p.to_vec(),
+            full_sums: false,
+            resume: false,
+        };
+        for id in 0..MAX_JOBS as u64 {
+            c.handle(call(id, sig(b"f")));
+        }
+        assert!(is_error(&c.handle(call(1 << 40, sig(b"f"))), Code::Busy));
+        assert!(is_error(&c.handle(call(5, patch(b"f"))), Code::Refused));
+        assert!(is_error(
+            &c.handle(call(1 << 41, sig(b"../x"))),
+            Code::Refused
+        ));
+        c.handle(Input::Finished(5));
+        assert_eq!(c.open_count(), MAX_JOBS - 1);
+    }
+
+    #[test]
+    fn feeds_for_nothing_are_refused_or_dropped() {
+        let mut c = Core::new();
+        assert!(is_error(
+            &c.handle(feed(7, Feed::SigChunk(vec![1]))),
+            Code::Refused
+        ));
+        assert!(c.handle(feed(7, Feed::DeltaChunk(vec![1]))).is_empty());
+        assert!(c.handle(feed(7, Feed::Credit(5))).is_empty());
+        assert_eq!(c.handle(Input::Message(Message::Bye)), vec![Action::Stop]);
+    }
+}

@@ -1,0 +1,614 @@
+//! Carrying out a list of [`Op`]s through two agents: `src` (which has the
+//! new contents) and `dst` (the replica the steps change). Copy and sync
+//! both run their plans through here; each observes the [`Outcome`]s and
+//! does its own bookkeeping (a sync commits state per change).
+//!
+//! For each file the data path is: `dst` sums its old file (`Signature` →
+//! `SigChunk`… `SigEnd`), we feed the signature to a `Delta` request on
+//! `src`, `src` streams the delta (`DeltaStart`, `DeltaChunk`…,
+//! `DeltaEnd`) and we feed it to a `Patch` request on `dst`, which
+//! rebuilds, checks and places the file (`Done`). Up to `window` files are
+//! in flight at once, so a copy of N files costs a few round trips in all,
+//! not a few per file; at most [`MAX_PATCHES`] patches are open on `dst`,
+//! the agent's own limit.
+//!
+//! One thread runs this loop over both agents' incoming queues, so the
+//! state needs no locks. Each agent numbers its own requests; a reply to a
+//! request we cancelled finds nothing and is dropped.
+
+mod op;
+
+pub use op::{Observer, Op, Outcome, Sent};
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
+
+use crossbeam::channel::Select;
+use deltasync_wire::{Attrs, Code, Expect, Feed, MAX_CHUNK, Message, Reply, Request, WireError};
+
+use crate::agent::core::MAX_PATCHES;
+use crate::client::Agent;
+use crate::error::DriverError;
+use crate::path::RelPath;
+
+/// How [`execute`] runs.
+#[derive(Clone, Copy, Debug)]
+pub struct ExecOptions {
+    /// Send whole files, no deltas.
+    pub whole_file: bool,
+    /// Write runs of zeros as holes (`-S`).
+    pub sparse: bool,
+    /// Files in flight at once.
+    pub window: usize,
+    /// `--max-time`: stop cleanly here.
+    pub deadline: Option<Instant>,
+}
+
+impl Default for ExecOptions {
+    fn default() -> Self {
+        ExecOptions {
+            whole_file: false,
+            sparse: false,
+            window: 1024,
+            deadline: None,
+        }
+    }
+}
+
+/// Runs `ops` (the late ones after all the others); per-step failures are
+/// outcomes, a broken connection or the deadline is an error.
+pub fn execute(
+    ops: &[Op],
+    src: &Agent,
+    dst: &Agent,
+    o: &ExecOptions,
+    observer: &mut dyn Observer,
+) -> Result<(), DriverError> {
+    let mut x = Exec {
+        src,
+        dst,
+        o: *o,
+        ops,
+        observer,
+        xfers: HashMap::new(),
+        at_dst: HashMap::new(),
+        at_src: HashMap::new(),
+        queue: VecDeque::new(),
+        active: 0,
+        patches: 0,
+        control: VecDeque::new(),
+        data: HashMap::new(),
+        turns: VecDeque::new(),
+    };
+    for late in [false, true] {
+        for (i, op) in ops
+            .iter()
+            .enumerate()
+            .filter(|(_, op)| op.is_late() == late)
+        {
+            x.start(i, op)?;
+        }
+        x.run()?;
+    }
+    Ok(())
+}
+
+/// A file in flight, keyed by its step's index.
+#[derive(Debug)]
+struct Xfer {
+    src: RelPath,
+    dst: RelPath,
+    size: u64,
+    expect: Expect,
+    attrs: Attrs,
+    full_sums: bool,
+    attempt: u8,
+    sig: Vec<u8>,
+    /// The source's delta request, once asked.
+    delta: Option<u64>,
+    /// The destination's patch request, once asked.
+    patch: Option<u64>,
+    /// The patch request has gone out (it counts toward `MAX_PATCHES`).
+    patch_sent: bool,
+    forwarded: u64,
+    sent: Option<Sent>,
+}
+
+/// What a destination request id stands for.
+#[derive(Clone, Copy, Debug)]
+enum AtDst {
+    /// A one-message step.
+    Step(usize),
+    /// Transfer `usize`'s signature.
+    Signature(usize),
+    /// Transfer `usize`'s patch.
+    Patch(usize),
+}
+
+struct Exec<'a> {
+    src: &'a Agent,
+    dst: &'a Agent,
+    o: ExecOptions,
+    ops: &'a [Op],
+    observer: &'a mut dyn Observer,
+    xfers: HashMap<usize, Xfer>,
+    at_dst: HashMap<u64, AtDst>,
+    /// Source delta request id -> transfer.
+    at_src: HashMap<u64, usize>,
+    /// Transfers waiting for a slot in the window.
+    queue: VecDeque<usize>,
+    /// Transfers in the window.
+    active: usize,
+    /// Patches open on the destination.
+    patches: usize,
+    /// Messages for the destination that go first (steps, signature
+    /// requests, cancels), in order.
+    control: VecDeque<Message>,
+    /// Each transfer's patch messages for the destination, in order.
+    data: HashMap<usize, VecDeque<Message>>,
+    /// Transfers with patch messages waiting, served round-robin.
+    turns: VecDeque<usize>,
+}
+
+fn hung_up() -> DriverError {
+    DriverError::Wire(WireError::Truncated {
+        what: "conversation (the agent hung up)",
+    })
+}
+
+impl Exec<'_> {
+    fn start(&mut self, i: usize, op: &Op) -> Result<(), DriverError> {
+        match (op, op.request()) {
+            (
+                Op::Transfer {
+                    src,
+                    path,
+                    size,
+                    expect,
+                    attrs,
+                },
+                _,
+            ) => {
+                self.xfers.insert(
+                    i,
+                    Xfer {
+                        src: src.clone(),
+                        dst: path.clone(),
+                        size: *size,
+                        expect: *expect,
+                        attrs: attrs.clone(),
+                        full_sums: false,
+                        attempt: 0,
+                        sig: Vec::new(),
+                        delta: None,
+                        patch: None,
+                        patch_sent: false,
+                        forwarded: 0,
+                        sent: None,
+                    },
+                );
+                self.queue.push_back(i);
+                self.pump();
+            }
+            (_, Some(req)) => {
+                let id = self.dst.next_id();
+                self.control.push_back(Message::Call { id, req });
+                self.at_dst.insert(id, AtDst::Step(i));
+            }
+            (_, None) => unreachable!("every step but a transfer is one request"),
+        }
+        Ok(())
+    }
+
+    /// Starts queued transfers while the window has room.
+    fn pump(&mut self) {
+        while self.active < self.o.window.max(1) {
+            let Some(i) = self.queue.pop_front() else {
+                break;
+            };
+            self.active += 1;
+            let x = &self.xfers[&i];
+            let id = self.dst.next_id();
+            self.control.push_back(Message::Call {
+                id,
+                req: Request::Signature {
+                    path: x.dst.as_bytes().to_vec(),
+                    full_sums: x.full_sums,
+                    resume: !x.full_sums,
+                },
+            });
+            self.at_dst.insert(id, AtDst::Signature(i));
+        }
+    }
+
+    fn busy(&self) -> bool {
+        !self.at_dst.is_empty() || !self.at_src.is_empty() || !self.queue.is_empty()
+    }
+
+    fn run(&mut self) -> Result<(), DriverError> {
+        // Our own handles, so the selection borrows nothing of `self`.
+        let (src_in, dst_in, dst_out) = (
+            self.src.incoming().clone(),
+            self.dst.incoming().clone(),
+            self.dst.outgoing().clone(),
+        );
+        while self.busy() || self.has_outgoing() {
+            let mut sel = Select::new();
+            let from_src = sel.recv(&src_in);
+            let from_dst = sel.recv(&dst_in);
+            // Offer the destination a message only when one is waiting, and
+            // choose which one only when it can be taken: so a large file's
+            // chunks never sit in a queue ahead of a small file's.
+            let to_dst = self.has_outgoing().then(|| sel.send(&dst_out));
+            let oper = match self.o.deadline {
+                None => sel.select(),
+                Some(d) => match sel.select_deadline(d) {
+                    Ok(op) => op,
+                    Err(_) => return self.out_of_time(),
+                },
+            };
+            let i = oper.index();
+            if Some(i) == to_dst {
+                let (m, credit) = self.next_outgoing();
+                oper.send(&dst_out, m).map_err(|_| hung_up())?;
+                if let Some((id, bytes)) = credit {
+                    self.src.feed(id, Feed::Credit(bytes))?;
+                }
+                continue;
+            }
+            let (got, from) = if i == from_src {
+                (oper.recv(&src_in), "source")
+            } else {
+                debug_assert_eq!(i, from_dst);
+                (oper.recv(&dst_in), "destination")
+            };
+            let (id, rep) = match got {
+                Ok(Ok(Message::Reply { id, rep })) => (id, rep),
+                Ok(Ok(other)) => {
+                    return Err(DriverError::Wire(WireError::Violation(format!(
+                        "the {from} agent sent a client's message: {other:?}"
+                    ))));
+                }
+                Ok(Err(e)) => return Err(e.into()),
+                Err(_) => return Err(hung_up()),
+            };
+            if i == from_src {
+                self.on_src(id, rep)?
+            } else {
+                self.on_dst(id, rep)?
+            }
+        }
+        Ok(())
+    }
+
+    /// The deadline passed: abandon what is in flight (a patch keeps its
+    /// verified prefix for the next run) and report the budget reached.
+    fn out_of_time(&mut self) -> Result<(), DriverError> {
+        for id in self.at_src.keys() {
+            self.src.cancel(*id);
+        }
+        for (id, what) in &self.at_dst {
+            if matches!(what, AtDst::Patch(_)) {
+                self.dst.cancel(*id);
+            }
+        }
+        self.queue.clear();
+        Err(DriverError::TimeBudget { secs: 0 })
+    }
+
+    /// True if a message for the destination can go now. Drops turns of
+    /// transfers whose queues were discarded.
+    fn has_outgoing(&mut self) -> bool {
+        let data = &self.data;
+        self.turns
+            .retain(|i| data.get(i).is_some_and(|q| !q.is_empty()));
+        !self.control.is_empty() || self.next_turn().is_some()
+    }
+
+    /// The first transfer whose next message may go: a new patch waits
+    /// while `MAX_PATCHES` are open on the destination.
+    fn next_turn(&self) -> Option<usize> {
+        self.turns.iter().position(|i| {
+            let opens_patch = matches!(
+                self.data.get(i).and_then(|q| q.front()),
+                Some(Message::Call { .. })
+            );
+            !opens_patch || self.patches < MAX_PATCHES
+        })
+    }
+
+    /// Queues a patch message of transfer `i`.
+    fn queue_data(&mut self, i: usize, m: Message) {
+        let q = self.data.entry(i).or_default();
+        if q.is_empty() {
+            self.turns.push_back(i);
+        }
+        q.push_back(m);
+    }
+
+    /// The next message for the destination: control first, then one
+    /// message from each transfer in turn. A forwarded delta chunk earns
+    /// the source that much more credit for the file.
+    /// Call only after `has_outgoing()` returned true.
+    fn next_outgoing(&mut self) -> (Message, Option<(u64, u64)>) {
+        if let Some(m) = self.control.pop_front() {
+            return (m, None);
+        }
+        let at = self.next_turn().expect("has_outgoing() found a turn");
+        let i = self.turns.remove(at).expect("a turn at that place");
+        let q = self.data.get_mut(&i).expect("a turn has a queue");
+        let m = q.pop_front().expect("a queue in turn is not empty");
+        if q.is_empty() {
+            self.data.remove(&i);
+        } else {
+            self.turns.push_back(i);
+        }
+        let x = self.xfers.get_mut(&i);
+        let credit = match (&m, x) {
+            (Message::Call { .. }, Some(x)) => {
+                x.patch_sent = true;
+                self.patches += 1;
+                None
+            }
+            (
+                Message::Feed {
+                    feed: Feed::DeltaChunk(data),
+                    ..
+                },
+                Some(x),
+            ) => {
+                x.forwarded += data.len() as u64;
+                let (path, done, total) = (x.dst.clone(), x.forwarded, x.size);
+                self.observer.progress(&path, done, total);
+                x.delta.map(|d| (d, data.len() as u64))
+            }
+            _ => None,
+        };
+        (m, credit)
+    }
+
+    fn on_dst(&mut self, id: u64, rep: Reply) -> Result<(), DriverError> {
+        let Some(&what) = self.at_dst.get(&id) else {
+            return Ok(()); // a request we gave up on
+        };
+        if rep.is_terminal() {
+            self.at_dst.remove(&id);
+        }
+        match (what, rep) {
+            (AtDst::Step(i), Reply::Error { code, message, .. }) => {
+                self.step_failed(i, code, message)
+            }
+            (AtDst::Step(i), _) => {
+                self.observer.outcome(i, &self.ops[i], &Outcome::Done);
+            }
+            (AtDst::Signature(i), Reply::SigChunk(data)) => {
+                if let Some(x) = self.xfers.get_mut(&i) {
+                    x.sig.extend_from_slice(&data);
+                }
+            }
+            (AtDst::Signature(i), Reply::SigEnd { partial, .. }) => self.ask_delta(i, partial)?,
+            (AtDst::Signature(i), Reply::Error { code, message, .. }) => {
+                self.finish(i, Some((code, message)), false)?
+            }
+            (AtDst::Patch(i), Reply::Done) => self.finish(i, None, false)?,
+            (AtDst::Patch(i), Reply::Error { code, message, .. }) => {
+                // The patch failed: stop the sender too (it may be
+                // streaming, or about to start).
+                if let Some(d) = self.xfers.get(&i).and_then(|x| x.delta) {
+                    if self.at_src.remove(&d).is_some() {
+                        self.src.cancel(d);
+                    }
+                }
+                self.finish(i, Some((code, message)), false)?;
+            }
+            (_, other) => {
+                return Err(DriverError::Wire(WireError::Violation(format!(
+                    "unexpected reply from the destination: {other:?}"
+                ))));
+            }
+        }
+        Ok(())
+    }
+
+    fn step_failed(&mut self, i: usize, code: Code, message: String) {
+        let path = self.ops[i].path().display();
+        self.observer.warning(&format!("{path}: {message}"));
+        self.observer
+            .outcome(i, &self.ops[i], &Outcome::Failed { code, message });
+    }
+
+    /// The destination's signature is in: ask the source for the delta.
+    fn ask_delta(
+        &mut self,
+        i: usize,
+        partial: Option<deltasync_wire::Partial>,
+    ) -> Result<(), DriverError> {
+        let whole_file = self.o.whole_file;
+        let Some(x) = self.xfers.get_mut(&i) else {
+            return Ok(());
+        };
+        let sig = std::mem::take(&mut x.sig);
+        let sig = if whole_file { empty_signature() } else { sig };
+        let skip = if x.full_sums { None } else { partial };
+        let id = self.src.start(Request::Delta {
+            path: x.src.as_bytes().to_vec(),
+            skip,
+        })?;
+        x.delta = Some(id);
+        self.at_src.insert(id, i);
+        for piece in sig.chunks(MAX_CHUNK) {
+            self.src.feed(id, Feed::SigChunk(piece.to_vec()))?;
+        }
+        self.src.feed(id, Feed::SigEnd)
+    }
+
+    fn on_src(&mut self, id: u64, rep: Reply) -> Result<(), DriverError> {
+        let Some(&i) = self.at_src.get(&id) else {
+            return Ok(()); // a delta we cancelled
+        };
+        if rep.is_terminal() {
+            self.at_src.remove(&id);
+        }
+        let sparse = self.o.sparse;
+        let Some(x) = self.xfers.get_mut(&i) else {
+            return Ok(());
+        };
+        match rep {
+            Reply::DeltaStart { skipped } => {
+                let patch = self.dst.next_id();
+                x.patch = Some(patch);
+                let req = Request::Patch {
+                    path: x.dst.as_bytes().to_vec(),
+                    resume_len: skipped,
+                    expect: x.expect,
+                    attrs: x.attrs.clone(),
+                    sparse,
+                };
+                self.at_dst.insert(patch, AtDst::Patch(i));
+                if skipped > 0 {
+                    let shown = x.dst.display();
+                    self.observer.warning(&format!(
+                        "{shown}: resuming after {skipped} bytes kept from an interrupted transfer"
+                    ));
+                }
+                self.queue_data(i, Message::Call { id: patch, req });
+            }
+            Reply::DeltaChunk(data) => {
+                if let Some(patch) = x.patch {
+                    self.queue_data(
+                        i,
+                        Message::Feed {
+                            id: patch,
+                            feed: Feed::DeltaChunk(data),
+                        },
+                    );
+                }
+            }
+            Reply::DeltaEnd {
+                stat,
+                blake3,
+                skipped,
+                literal,
+                matched,
+            } => {
+                x.sent = Some(Sent {
+                    stat,
+                    blake3,
+                    literal,
+                    matched: matched + skipped,
+                });
+                if let Some(patch) = x.patch {
+                    self.queue_data(
+                        i,
+                        Message::Feed {
+                            id: patch,
+                            feed: Feed::DeltaEnd { stat, blake3 },
+                        },
+                    );
+                }
+            }
+            Reply::Error { code, message, .. } => {
+                if let Some(patch) = x.patch {
+                    // Drop what was queued, and tell the destination (it
+                    // keeps the prefix).
+                    self.data.remove(&i);
+                    if x.patch_sent {
+                        self.control.push_back(Message::Cancel { id: patch });
+                    } else {
+                        self.at_dst.remove(&patch);
+                    }
+                }
+                self.finish(i, Some((code, message)), true)?;
+            }
+            other => {
+                return Err(DriverError::Wire(WireError::Violation(format!(
+                    "unexpected reply from the source: {other:?}"
+                ))));
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends transfer `i`: reported, and its slot freed. `from_src` tells
+    /// whose error it is: a source that changed while read is retried, a
+    /// destination that changed since the plan is not.
+    fn finish(
+        &mut self,
+        i: usize,
+        failure: Option<(Code, String)>,
+        from_src: bool,
+    ) -> Result<(), DriverError> {
+        let Some(x) = self.xfers.remove(&i) else {
+            return Ok(());
+        };
+        self.active -= 1;
+        if x.patch_sent {
+            self.patches -= 1;
+        }
+        self.data.remove(&i); // anything still queued for a failed patch
+        if let Some(p) = x.patch {
+            if failure.is_some() {
+                // A patch that never started must not be waited for.
+                if !x.patch_sent {
+                    self.at_dst.remove(&p);
+                }
+            }
+        }
+        let retry = |x: Xfer, full_sums: bool| Xfer {
+            full_sums,
+            attempt: x.attempt + 1,
+            sig: Vec::new(),
+            delta: None,
+            patch: None,
+            patch_sent: false,
+            forwarded: 0,
+            sent: None,
+            ..x
+        };
+        match failure {
+            None => {
+                let outcome = match x.sent {
+                    Some(s) => Outcome::Sent(s),
+                    None => Outcome::Done,
+                };
+                self.observer.outcome(i, &self.ops[i], &outcome);
+            }
+            Some((Code::Changed, _)) if from_src && x.attempt < 2 => {
+                self.observer.warning(&format!(
+                    "{}: changed while being read; trying again",
+                    x.src.display()
+                ));
+                self.xfers.insert(i, retry(x, false));
+                self.queue.push_front(i);
+            }
+            Some((Code::Checksum, _)) if !x.full_sums => {
+                self.observer.warning(&format!(
+                    "{}: whole-file check failed; redoing with full-length sums",
+                    x.dst.display()
+                ));
+                self.xfers.insert(i, retry(x, true));
+                self.queue.push_front(i);
+            }
+            Some((code, message)) => {
+                let shown = if code == Code::Vanished {
+                    format!("file has vanished: {} ({message})", x.src.display())
+                } else {
+                    format!("{}: {message}", x.dst.display())
+                };
+                self.observer.warning(&shown);
+                self.observer
+                    .outcome(i, &self.ops[i], &Outcome::Failed { code, message });
+            }
+        }
+        self.pump();
+        Ok(())
+    }
+}
+
+/// A signature with no blocks: the delta becomes pure literal data.
+fn empty_signature() -> Vec<u8> {
+    use crate::engine::{Signature, SignatureParams};
+    let mut params = SignatureParams::native(0);
+    params.block_len = 1 << 16;
+    Signature::generate(&[], params).to_bytes()
+}
