@@ -184,6 +184,37 @@ pub struct ServeArgs {
     pub mkdir: bool,
 }
 
+/// What beyond contents, modes, mtimes and symlinks is kept; shared by
+/// copy and sync.
+#[derive(Debug, Args, Clone)]
+pub struct AttrArgs {
+    /// Keep owners (as root; on by default for root with -a, and for sync).
+    #[arg(short = 'o', long)]
+    pub owner: bool,
+    /// Keep groups (as -o: owner and group go together).
+    #[arg(short = 'g', long)]
+    pub group: bool,
+    /// Do not keep owners and groups, even as root.
+    #[arg(long, conflicts_with_all = ["owner", "group"])]
+    pub no_owner: bool,
+    /// Keep owners by uid/gid number, not by user and group name.
+    #[arg(long)]
+    pub numeric_ids: bool,
+    /// Keep hard links: files that are one file under several names stay so.
+    #[arg(short = 'H', long)]
+    pub hard_links: bool,
+    /// Keep extended attributes (user.*; trusted.* and security.* as root) and
+    /// POSIX ACLs, which are stored as extended attributes.
+    #[arg(short = 'X', long)]
+    pub xattrs: bool,
+    /// Keep POSIX ACLs: the same as -X here (ACLs travel as extended attributes).
+    #[arg(short = 'A', long)]
+    pub acls: bool,
+    /// Write runs of zeros as holes, so sparse files stay sparse.
+    #[arg(short = 'S', long)]
+    pub sparse: bool,
+}
+
 /// How to reach a remote host; shared by every remote command.
 #[derive(Debug, Args, Clone)]
 pub struct SshArgs {
@@ -239,8 +270,8 @@ pub struct TransferArgs {
 /// `deltasync copy`.
 #[derive(Debug, Args)]
 pub struct CopyArgs {
-    /// Archive mode, as in rsync: accepted for habit (copy always recurses
-    /// and keeps modes, mtimes and symlinks).
+    /// Archive mode, as in rsync: copy always recurses and keeps modes,
+    /// mtimes and symlinks; -a adds owners and groups when run as root.
     #[arg(short = 'a', long)]
     pub archive: bool,
     /// Print each file copied.
@@ -282,6 +313,8 @@ pub struct CopyArgs {
     /// Send whole files instead of deltas.
     #[arg(short = 'W', long)]
     pub whole_file: bool,
+    #[command(flatten)]
+    pub attrs: AttrArgs,
     #[command(flatten)]
     pub transfer: TransferArgs,
     #[command(flatten)]
@@ -391,6 +424,8 @@ pub struct SyncArgs {
     /// Print one JSON summary object on stdout.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub attrs: AttrArgs,
     #[command(flatten)]
     pub transfer: TransferArgs,
     #[command(flatten)]

@@ -22,9 +22,14 @@ pub fn copy(args: &CopyArgs) -> Result<()> {
             plan: PlanOptions {
                 delete: args.delete,
                 checksum: args.checksum,
+                owner: keeps_owner(&args.attrs, args.archive),
+                numeric_ids: args.attrs.numeric_ids,
+                xattrs: args.attrs.xattrs || args.attrs.acls,
+                hard_links: args.attrs.hard_links,
             },
             dry_run: args.dry_run,
             whole_file: args.whole_file,
+            sparse: args.attrs.sparse,
             excludes,
             ..CopyOptions::default()
         },
@@ -35,6 +40,12 @@ pub fn copy(args: &CopyArgs) -> Result<()> {
     out.finish(&summary, result.as_ref().err().map(|e| e.to_string()));
     result?;
     Ok(())
+}
+
+/// Whether owners and groups are kept: asked for with -o/-g, or implied
+/// by archive mode when we run as root (rsync's rule), unless --no-owner.
+pub fn keeps_owner(a: &crate::cli::AttrArgs, archive: bool) -> bool {
+    !a.no_owner && (a.owner || a.group || (archive && deltasync_driver::running_as_root()))
 }
 
 /// `--exclude` patterns plus those of each `--exclude-from` file (one per
@@ -156,7 +167,6 @@ impl Reporter for Output {
             Event::Progress { path, done, total } => {
                 self.console.progress(&path.display(), done, total)
             }
-            Event::Applied { .. } | Event::Failed { .. } => {}
             Event::Warning(w) => self.console.warn(w),
         }
     }

@@ -9,6 +9,7 @@ use crate::cli::ServeArgs;
 pub fn serve(args: &ServeArgs) -> Result<()> {
     let mut options = ServeOptions {
         root: args.root.clone(),
+        jail: None,
         read_only: args.read_only,
         mkdir: args.mkdir,
     };

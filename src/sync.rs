@@ -33,6 +33,10 @@ pub fn sync(args: &SyncArgs) -> Result<()> {
         soft_delete: !args.no_soft_delete,
         remove_empty_dirs: args.empty_dirs == EmptyDirsArg::Remove,
         stamp: sync::stamp_now(),
+        owner: crate::copy::keeps_owner(&args.attrs, true),
+        numeric_ids: args.attrs.numeric_ids,
+        xattrs: args.attrs.xattrs || args.attrs.acls,
+        hard_links: args.attrs.hard_links,
     };
     let max_time = match &args.max_time {
         Some(text) => {
@@ -58,6 +62,7 @@ pub fn sync(args: &SyncArgs) -> Result<()> {
         max_time,
         retention_days: args.retention_days,
         state_dir: args.state_dir.clone(),
+        sparse: args.attrs.sparse,
         ..RunOptions::default()
     };
     let job = SyncJob {
@@ -201,7 +206,6 @@ impl Reporter for Output {
             Event::Progress { path, done, total } => {
                 self.console.progress(&path.display(), done, total)
             }
-            Event::Applied { .. } | Event::Failed { .. } => {}
             Event::Warning(w) => self.console.warn(w),
         }
     }

@@ -7,7 +7,10 @@ mod common;
 
 use common::*;
 use deltasync_driver::wire::frame;
-use deltasync_driver::wire::{Connection, Expect, FileStat, Hello, Message, PROTOCOL_VERSION};
+use deltasync_driver::wire::{
+    Attrs, Code, Connection, Expect, Feed, FileStat, Hello, Message, Mtime, PROTOCOL_VERSION,
+    Reply, Request,
+};
 use std::io::Write;
 use std::path::Path;
 use std::process::{Child, ChildStdin, Stdio};
@@ -110,30 +113,47 @@ fn literal_delta(data: &[u8]) -> Vec<u8> {
 
 /// Sends a full, well-formed patch of `path`; returns the agent's answer.
 fn try_patch(h: &mut Hostile, id: u64, path: &[u8], data: &[u8]) -> Message {
-    h.send(&Message::PatchRequest {
+    h.send(&call(id, patch(path)));
+    h.send(&Message::Feed {
         id,
-        path: path.to_vec(),
-        resume_len: 0,
-        expect: Expect::Any,
-    });
-    h.send(&Message::DeltaChunk {
-        id,
-        data: literal_delta(data),
+        feed: Feed::DeltaChunk(literal_delta(data)),
     });
     let stat = FileStat {
         size: data.len() as u64,
-        mtime_ns: 0,
+        mtime: Mtime::new(0, 0),
         mode: 0o644,
     };
-    h.send(&Message::DeltaEnd {
+    h.send(&Message::Feed {
         id,
-        stat,
-        blake3: *blake3::hash(data).as_bytes(),
-        skipped: 0,
-        literal: 0,
-        matched: 0,
+        feed: Feed::DeltaEnd {
+            stat,
+            blake3: *blake3::hash(data).as_bytes(),
+        },
     });
     h.reply()
+}
+
+fn call(id: u64, req: Request) -> Message {
+    Message::Call { id, req }
+}
+
+fn patch(path: &[u8]) -> Request {
+    Request::Patch {
+        path: path.to_vec(),
+        resume_len: 0,
+        expect: Expect::Any,
+        attrs: Attrs::default(),
+        sparse: false,
+    }
+}
+
+/// True if `m` is an error reply to `id`.
+fn error_to(m: &Message, id: u64) -> bool {
+    matches!(m, Message::Reply { id: got, rep: Reply::Error { .. } } if *got == id)
+}
+
+fn done(m: &Message, id: u64) -> bool {
+    matches!(m, Message::Reply { id: got, rep: Reply::Done } if *got == id)
 }
 
 fn outside_untouched(outside: &Path) {
@@ -173,74 +193,96 @@ fn escaping_paths_are_refused() {
         b"a//b",
     ] {
         id += 1;
-        match try_patch(&mut h, id, bad, b"evil") {
-            Message::Error { id: got, .. } => assert_eq!(got, id),
-            other => panic!("{:?} was accepted: {other:?}", String::from_utf8_lossy(bad)),
-        }
+        let got = try_patch(&mut h, id, bad, b"evil");
+        assert!(
+            error_to(&got, id),
+            "{:?} was accepted: {got:?}",
+            String::from_utf8_lossy(bad)
+        );
     }
     // Other requests through the same doors.
     for m in [
-        Message::Mkdir {
-            id: 50,
-            path: b"escape/newdir".to_vec(),
-            mode: 0o755,
-        },
-        Message::Remove {
-            id: 51,
-            path: b"escape/canary".to_vec(),
-            expect: Expect::Any,
-        },
-        Message::Remove {
-            id: 52,
-            path: b"../outside/canary".to_vec(),
-            expect: Expect::Any,
-        },
-        Message::Remove {
-            id: 53,
-            path: Vec::new(),
-            expect: Expect::Any,
-        },
-        Message::SetAttr {
-            id: 54,
-            path: b"escape/canary".to_vec(),
-            mode: Some(0o777),
-            mtime_ns: Some(0),
-            expect: Expect::Any,
-        },
-        Message::SigRequest {
-            id: 55,
-            path: b"escape/canary".to_vec(),
-            full_sums: false,
-            resume: false,
-        },
-        Message::DeltaRequest {
-            id: 56,
-            path: b"../outside/canary".to_vec(),
-            skip: None,
-        },
+        call(
+            50,
+            Request::Mkdir {
+                path: b"escape/newdir".to_vec(),
+                attrs: Attrs::default(),
+            },
+        ),
+        call(
+            51,
+            Request::Remove {
+                path: b"escape/canary".to_vec(),
+                expect: Expect::Any,
+            },
+        ),
+        call(
+            52,
+            Request::Remove {
+                path: b"../outside/canary".to_vec(),
+                expect: Expect::Any,
+            },
+        ),
+        call(
+            53,
+            Request::Remove {
+                path: Vec::new(),
+                expect: Expect::Any,
+            },
+        ),
+        call(
+            54,
+            Request::SetAttr {
+                path: b"escape/canary".to_vec(),
+                attrs: Attrs {
+                    mode: Some(0o777),
+                    mtime: Some(Mtime::new(0, 0)),
+                    ..Attrs::default()
+                },
+                expect: Expect::Any,
+            },
+        ),
+        call(
+            55,
+            Request::Signature {
+                path: b"escape/canary".to_vec(),
+                full_sums: false,
+                resume: false,
+            },
+        ),
+        call(
+            56,
+            Request::Delta {
+                path: b"../outside/canary".to_vec(),
+                skip: None,
+            },
+        ),
+        call(
+            57,
+            Request::Link {
+                path: b"inside".to_vec(),
+                existing: b"escape/canary".to_vec(),
+                expect: Expect::Any,
+            },
+        ),
     ] {
         let want = m.id().unwrap();
-        match h.reply_to(m) {
-            Message::Error { id, .. } => assert_eq!(id, want),
-            other => panic!("accepted: {other:?}"),
-        }
+        let got = h.reply_to(m);
+        assert!(error_to(&got, want), "accepted: {got:?}");
     }
     // A symlink may point anywhere (it is only text), but nothing goes through it.
-    h.send(&Message::Symlink {
-        id: 60,
-        path: b"s".to_vec(),
-        target: outside.display().to_string().into_bytes(),
-    });
-    assert!(matches!(h.reply(), Message::Done { id: 60 }));
-    assert!(matches!(
-        try_patch(&mut h, 61, b"s/pwned", b"evil"),
-        Message::Error { id: 61, .. }
+    h.send(&call(
+        60,
+        Request::Symlink {
+            path: b"s".to_vec(),
+            target: outside.display().to_string().into_bytes(),
+            attrs: Attrs::default(),
+        },
     ));
+    assert!(done(&h.reply(), 60));
+    assert!(error_to(&try_patch(&mut h, 61, b"s/pwned", b"evil"), 61));
     // And a good request still works.
-    assert!(matches!(
-        try_patch(&mut h, 62, b"fine.txt", b"ok"),
-        Message::Done { id: 62 }
-    ));
+    assert!(done(&try_patch(&mut h, 62, b"fine.txt", b"ok"), 62));
     assert_eq!(read(&root.join("fine.txt")), b"ok");
     h.finish();
     outside_untouched(&outside);
@@ -262,19 +304,26 @@ fn a_signature_with_block_len_zero_is_refused() {
     sig.extend_from_slice(&0u32.to_be_bytes());
     sig.extend_from_slice(&4u32.to_be_bytes());
     sig.extend_from_slice(&[0; 8]);
-    h.send(&Message::DeltaRequest {
+    h.send(&call(
+        1,
+        Request::Delta {
+            path: b"f".to_vec(),
+            skip: None,
+        },
+    ));
+    h.send(&Message::Feed {
         id: 1,
-        path: b"f".to_vec(),
-        skip: None,
+        feed: Feed::SigChunk(sig),
     });
-    h.send(&Message::SigChunk { id: 1, data: sig });
-    h.send(&Message::SigEnd {
+    h.send(&Message::Feed {
         id: 1,
-        basis: None,
-        partial: None,
+        feed: Feed::SigEnd,
     });
     match h.reply() {
-        Message::Error { id: 1, message, .. } => {
+        Message::Reply {
+            id: 1,
+            rep: Reply::Error { message, .. },
+        } => {
             assert!(message.contains("block length is 0"), "{message}")
         }
         other => panic!("{other:?}"),
@@ -316,11 +365,13 @@ fn a_huge_packet_length_is_refused() {
 fn a_truncated_frame_ends_the_session_cleanly() {
     let (_d, root, outside) = setup();
     let mut h = Hostile::start(&root, false);
-    let (kind, payload) = Message::Mkdir {
-        id: 9,
-        path: b"dir".to_vec(),
-        mode: 0o755,
-    }
+    let (kind, payload) = call(
+        9,
+        Request::Mkdir {
+            path: b"dir".to_vec(),
+            attrs: Attrs::default(),
+        },
+    )
     .encode();
     let mut f = Vec::new();
     frame::encode_frame(kind, &payload, &mut f);
@@ -382,5 +433,112 @@ fn malformed_fields_are_refused() {
     let (code, err) = h.finish();
     assert_ne!(code, Some(0));
     assert!(err.contains("malformed Mkdir"), "{err}");
+    outside_untouched(&outside);
+}
+
+/// A client that opens patches and signature requests without end: the
+/// agent holds at most its limits (`MAX_PATCHES` patches, bounded
+/// signature bytes) and refuses the rest with `Busy`, and still serves.
+#[test]
+fn work_in_flight_is_capped() {
+    use deltasync_driver::agent::core::{MAX_PATCHES, MAX_SIGNATURE_BYTES};
+    let (_d, root, outside) = setup();
+    let mut h = Hostile::start(&root, false);
+    // Patches that never end: each would be a thread.
+    let n = MAX_PATCHES as u64 + 20;
+    for id in 1..=n {
+        h.send(&call(id, patch(format!("p{id}").as_bytes())));
+    }
+    let mut busy = 0;
+    for _ in 0..20 {
+        match h.reply() {
+            Message::Reply {
+                rep: Reply::Error {
+                    code: Code::Busy, ..
+                },
+                ..
+            } => busy += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(busy, 20, "patches past the limit are refused");
+    // Signatures that never end: bounded bytes held.
+    let chunk = vec![0u8; 60 << 10];
+    let per = 64 << 20; // 64 MiB per request
+    let requests = MAX_SIGNATURE_BYTES / per + 2;
+    let mut refused = false;
+    'outer: for r in 0..requests as u64 {
+        let id = 1000 + r;
+        h.send(&call(
+            id,
+            Request::Delta {
+                path: b"f".to_vec(),
+                skip: None,
+            },
+        ));
+        for _ in 0..per / chunk.len() {
+            h.send(&Message::Feed {
+                id,
+                feed: Feed::SigChunk(chunk.clone()),
+            });
+            if let Ok(m) = h.replies.try_recv() {
+                assert!(
+                    matches!(
+                        m,
+                        Message::Reply {
+                            rep: Reply::Error {
+                                code: Code::Busy,
+                                ..
+                            },
+                            ..
+                        }
+                    ),
+                    "{m:?}"
+                );
+                refused = true;
+                break 'outer;
+            }
+        }
+    }
+    let refused = refused
+        || matches!(
+            h.replies.recv_timeout(Duration::from_secs(10)),
+            Ok(Message::Reply {
+                rep: Reply::Error {
+                    code: Code::Busy,
+                    ..
+                },
+                ..
+            })
+        );
+    assert!(refused, "signature bytes past the limit are refused");
+    // Still serving.
+    let mkdir = call(
+        5000,
+        Request::Mkdir {
+            path: b"after".to_vec(),
+            attrs: Attrs::default(),
+        },
+    );
+    h.send(&mkdir);
+    // Chunks sent after the refusal are refused too, one reply each.
+    let answer = loop {
+        let m = h.reply();
+        if m.id() == Some(5000) {
+            break m;
+        }
+        assert!(
+            matches!(
+                m,
+                Message::Reply {
+                    rep: Reply::Error { .. },
+                    ..
+                }
+            ),
+            "{m:?}"
+        );
+    };
+    assert!(done(&answer, 5000), "{answer:?}");
+    h.finish();
     outside_untouched(&outside);
 }

@@ -13,7 +13,11 @@
 //!   side or in `.deltasync/deleted/` or `.deltasync/conflicts/`, unless
 //!   it was the last synced version of a path that the other side changed
 //!   (an update replaces the old version, as in rsync);
-//! - a further sync is a no-op.
+//! - a further sync is a no-op;
+//! - edits made after the "kill" and before the rerun (on one side per
+//!   path) are neither reverted nor taken for conflicts: each written
+//!   version ends on both sides, each deleted file is gone from both, and a
+//!   rerun from identical trees settles no conflict, whatever the policy.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -64,6 +68,8 @@ struct World {
     counter: u64,
     /// `--empty-dirs remove`.
     prune: bool,
+    /// The conflict policy of every sync.
+    policy: ConflictPolicy,
 }
 
 impl World {
@@ -78,6 +84,7 @@ impl World {
             roots,
             counter: 0,
             prune: false,
+            policy: ConflictPolicy::Newest,
         }
     }
 
@@ -155,13 +162,17 @@ impl World {
             a: Location::Local(self.roots[0].clone()),
             b: Location::Local(self.roots[1].clone()),
             plan: SyncOptions {
-                conflict: ConflictPolicy::Newest,
+                conflict: self.policy,
                 prefer: Side::A,
                 skip_deletion_a: false,
                 skip_deletion_b: false,
                 soft_delete: true,
                 remove_empty_dirs: self.prune,
                 stamp: "20261126-000000".into(),
+                owner: false,
+                numeric_ids: false,
+                xattrs: false,
+                hard_links: false,
             },
             run: RunOptions {
                 // The model checks convergence; the safety stops have their own tests.
@@ -248,29 +259,94 @@ fn superseded(
     })
 }
 
+/// An edit made after a killed run, before the rerun.
+#[derive(Clone, Debug)]
+struct Later {
+    side: u8,
+    slot: usize,
+    /// Delete the file instead of writing a new version.
+    delete: bool,
+}
+
+fn later() -> impl Strategy<Value = Later> {
+    (0..2u8, 0..SLOTS.len(), any::<bool>()).prop_map(|(side, slot, delete)| Later {
+        side,
+        slot,
+        delete,
+    })
+}
+
+/// Makes `edits` (one side per path) after a killed run; returns the
+/// versions written and the files deleted, as (path, Some(content)) or
+/// (path, None), for paths that were the same file on both sides.
+fn edit_after_kill(w: &mut World, edits: &[Later]) -> Vec<(String, Option<Vec<u8>>)> {
+    let mut done: Vec<(String, Option<Vec<u8>>)> = Vec::new();
+    for e in edits {
+        let rel = SLOTS[e.slot];
+        if done.iter().any(|(p, _)| p == rel) {
+            continue; // one side per path
+        }
+        let [a, b] = [w.roots[0].join(rel), w.roots[1].join(rel)];
+        let same_file = a.is_file() && b.is_file() && fs::read(&a).ok() == fs::read(&b).ok();
+        if !same_file {
+            continue;
+        }
+        let p = w.roots[e.side as usize].join(rel);
+        if e.delete {
+            fs::remove_file(&p).unwrap();
+            done.push((rel.to_string(), None));
+        } else {
+            let c = w.content("later");
+            fs::write(&p, &c).unwrap();
+            done.push((rel.to_string(), Some(c)));
+        }
+    }
+    done
+}
+
 fn run_model(
     initial: &[Op],
-    rounds: &[(Vec<Op>, usize)],
+    rounds: &[(Vec<Op>, usize, Vec<Later>)],
     prune: bool,
+    policy: ConflictPolicy,
 ) -> Result<(), TestCaseError> {
     let mut w = World::new();
     w.prune = prune;
+    w.policy = policy;
     for op in initial {
         w.apply(op);
     }
-    let steps: Vec<(Vec<Op>, Option<usize>)> = std::iter::once((Vec::new(), None))
-        .chain(rounds.iter().map(|(ops, k)| (ops.clone(), Some(*k))))
-        .collect();
+    let steps: Vec<(Vec<Op>, Option<usize>, Vec<Later>)> =
+        std::iter::once((Vec::new(), None, Vec::new()))
+            .chain(
+                rounds
+                    .iter()
+                    .map(|(ops, k, later)| (ops.clone(), Some(*k), later.clone())),
+            )
+            .collect();
     // The converged tree after the last round: each path's synced version.
     let mut base = BTreeMap::new();
-    for (ops, limit) in steps {
+    for (ops, limit, later) in steps {
         for op in &ops {
             w.apply(op);
         }
-        let start = [tree(&w.roots[0]), tree(&w.roots[1])];
+        let mut start = [tree(&w.roots[0]), tree(&w.roots[1])];
+        let mut edits = Vec::new();
+        let mut identical = false;
         if let Some(k) = limit {
-            // Applied everything, recorded only k changes: then the "kill".
+            // Applied everything, recorded only k changes: then the "kill",
+            // and the user goes on editing before the next run.
             let _ = w.sync(Some(k));
+            identical = tree(&w.roots[0]) == tree(&w.roots[1]);
+            edits = edit_after_kill(&mut w, &later);
+            for (i, t) in start.iter_mut().enumerate() {
+                // The later versions must survive too.
+                for (p, c) in &edits {
+                    if let Some(c) = c {
+                        t.insert(format!("{p}#later{i}"), (c.clone(), 0));
+                    }
+                }
+            }
         }
         let (summary, result) = w.sync(None);
         prop_assert!(
@@ -281,6 +357,30 @@ fn run_model(
         );
         let (ta, tb) = (tree(&w.roots[0]), tree(&w.roots[1]));
         prop_assert_eq!(&ta, &tb, "the replicas did not converge");
+        for (p, c) in &edits {
+            match c {
+                Some(c) => prop_assert!(
+                    ta.get(p).is_some_and(|(v, _)| v == c),
+                    "the edit of {} made after the kill was not kept: {:?}",
+                    p,
+                    ta.get(p)
+                        .map(|(v, _)| String::from_utf8_lossy(v).into_owned())
+                ),
+                None => prop_assert!(
+                    !ta.contains_key(p),
+                    "{} deleted after the kill came back",
+                    p
+                ),
+            }
+        }
+        if identical {
+            prop_assert_eq!(
+                summary.conflicts,
+                0,
+                "edits after the kill were taken for conflicts: {:?}",
+                summary.lines
+            );
+        }
         let mut after = Vec::new();
         for r in &w.roots {
             all_versions(r, &mut after);
@@ -318,9 +418,17 @@ proptest! {
     #[test]
     fn replicas_converge_and_no_version_is_lost(
         initial in prop::collection::vec(op(), 0..12),
-        rounds in prop::collection::vec((prop::collection::vec(op(), 1..10), 0usize..6), 1..3),
+        rounds in prop::collection::vec(
+            (prop::collection::vec(op(), 1..10), 0usize..6, prop::collection::vec(later(), 0..4)),
+            1..3,
+        ),
         prune in any::<bool>(),
+        policy in prop_oneof![
+            Just(ConflictPolicy::Newest),
+            Just(ConflictPolicy::PreferA),
+            Just(ConflictPolicy::PreferB),
+        ],
     ) {
-        run_model(&initial, &rounds, prune)?;
+        run_model(&initial, &rounds, prune, policy)?;
     }
 }
