@@ -2,7 +2,40 @@
 //! progress bar, warnings on stderr, the bar itself, and rsync's number
 //! format.
 
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// `println!` that never panics: once stdout is gone (`deltasync … | head -1`
+/// closed the pipe), later lines are dropped and the run goes on quietly, so a
+/// closed reader never leaves a sync half done.
+macro_rules! out {
+    () => {
+        $crate::console::out_line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::console::out_line(format_args!($($arg)*))
+    };
+}
+pub(crate) use out;
+
+/// Set once a write to stdout has failed.
+static STDOUT_GONE: AtomicBool = AtomicBool::new(false);
+
+/// One line on stdout, unless stdout has gone away (see [`out!`]).
+pub fn out_line(line: std::fmt::Arguments) {
+    if STDOUT_GONE.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut stdout = std::io::stdout().lock();
+    if writeln!(stdout, "{line}")
+        .and_then(|()| stdout.flush())
+        .is_err()
+    {
+        STDOUT_GONE.store(true, Ordering::Relaxed);
+    }
+}
 
 /// Human output: change lines on stdout, warnings on stderr, an optional
 /// bar (indicatif) that both print around.
@@ -35,7 +68,7 @@ impl Console {
         // A bar that is not drawn (stderr is no terminal) prints nothing.
         match self.bar.as_ref().filter(|b| !b.is_hidden()) {
             Some(b) => b.println(line),
-            None => println!("{line}"),
+            None => out!("{line}"),
         }
     }
 

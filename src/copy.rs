@@ -2,8 +2,6 @@
 //! output rsync users expect: `-v` names, `-i` change codes, `--progress`
 //! bars, `--stats` with rsync's closing lines, or one `--json` object.
 
-use std::io::Write;
-
 use anyhow::{Context, Result};
 use deltasync_driver::copy::{
     self, CopyJob, CopyOptions, CopySummary, Event, PlanOptions, Reporter,
@@ -11,7 +9,7 @@ use deltasync_driver::copy::{
 use deltasync_driver::location::Location;
 
 use crate::cli::CopyArgs;
-use crate::console::{Console, group};
+use crate::console::{Console, group, out};
 
 pub fn copy(args: &CopyArgs) -> Result<()> {
     let excludes = read_excludes(&args.exclude, &args.exclude_from)?;
@@ -107,46 +105,45 @@ impl Output {
                 "failed": s.failed,
                 "vanished": s.vanished,
             });
-            println!("{v}");
+            out!("{v}");
             return;
         }
         if self.stats {
-            println!();
-            println!("Number of files: {}", group(s.files));
-            println!(
+            out!();
+            out!("Number of files: {}", group(s.files));
+            out!(
                 "Number of regular files transferred: {}",
                 group(s.transferred)
             );
-            println!("Number of deleted files: {}", group(s.deleted));
-            println!("Total file size: {} bytes", group(s.total_size));
-            println!(
+            out!("Number of deleted files: {}", group(s.deleted));
+            out!("Total file size: {} bytes", group(s.total_size));
+            out!(
                 "Total transferred file size: {} bytes",
                 group(s.transferred_size)
             );
-            println!("Literal data: {} bytes", group(s.literal));
-            println!("Matched data: {} bytes", group(s.matched));
-            println!("Total bytes sent: {}", group(s.sent));
-            println!("Total bytes received: {}", group(s.received));
+            out!("Literal data: {} bytes", group(s.literal));
+            out!("Matched data: {} bytes", group(s.matched));
+            out!("Total bytes sent: {}", group(s.sent));
+            out!("Total bytes received: {}", group(s.received));
         }
         if self.stats || self.verbose {
             let secs = s.elapsed.as_secs_f64().max(1e-3);
             let rate = (s.sent + s.received) as f64 / secs;
             let moved = (s.sent + s.received).max(1);
-            println!();
-            println!(
+            out!();
+            out!(
                 "sent {} bytes  received {} bytes  {} bytes/sec",
                 group(s.sent),
                 group(s.received),
                 group_f(rate)
             );
             let dry = if s.dry_run { " (DRY RUN)" } else { "" };
-            println!(
+            out!(
                 "total size is {}  speedup is {:.2}{dry}",
                 group(s.total_size),
                 s.total_size as f64 / moved as f64
             );
         }
-        let _ = std::io::stdout().flush();
     }
 }
 

@@ -2,7 +2,6 @@
 //! `SyncJob` out; one line per change, a closing summary, `--progress`
 //! bars or one `--json` object.
 
-use std::io::Write;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
@@ -14,7 +13,7 @@ use deltasync_driver::sync::{
 };
 
 use crate::cli::{ConflictArg, EmptyDirsArg, ResetArgs, SideArg, SyncArgs};
-use crate::console::{Console, group};
+use crate::console::{Console, group, out};
 use crate::copy::read_excludes;
 
 pub fn sync(args: &SyncArgs) -> Result<()> {
@@ -86,7 +85,7 @@ pub fn reset(args: &ResetArgs) -> Result<()> {
     let b = Location::parse(&args.b).map_err(|e| DriverError::Usage(format!("B: {e}")))?;
     let connect = crate::connect::connect_options(&args.ssh, &args.transfer)?;
     let path = sync::reset(&a, &b, args.state_dir.as_deref(), &connect)?;
-    println!(
+    out!(
         "forgot the pair's state ({}); the next sync is a first sync",
         path.display()
     );
@@ -164,14 +163,14 @@ impl Output {
                 "failed": s.failed,
                 "state": s.state_path.display().to_string(),
             });
-            println!("{v}");
+            out!("{v}");
             return;
         }
         if self.console.quiet {
             return;
         }
         let dry = if s.dry_run { " (DRY RUN)" } else { "" };
-        println!(
+        out!(
             "copied {} a->b, {} b->a; moved {}; deleted {} ({} soft); conflicts {} settled, {} skipped{dry}",
             group(s.copied_ab),
             group(s.copied_ba),
@@ -181,7 +180,7 @@ impl Output {
             group(s.conflicts),
             group(s.conflicts_skipped),
         );
-        println!(
+        out!(
             "sent {} bytes  received {} bytes  literal {} bytes  matched {} bytes  in {:.2} s",
             group(s.sent),
             group(s.received),
@@ -189,7 +188,6 @@ impl Output {
             group(s.matched),
             s.elapsed.as_secs_f64()
         );
-        let _ = std::io::stdout().flush();
     }
 }
 

@@ -563,47 +563,70 @@ fn a_held_lock_stops_the_run_and_a_dead_one_is_recovered() {
     write(&p.a, "one", b"1");
     sync_ok(&p, &[]);
     write(&p.a, "two", b"2");
-    let host = fs::read_to_string("/proc/sys/kernel/hostname")
-        .unwrap()
-        .trim()
-        .to_string();
-    let live = format!("host={host} pid={} started=now", std::process::id());
-    fs::write(p.b.join(".deltasync/lock"), &live).unwrap();
+    let lock = p.b.join(".deltasync/lock");
+    let live = "host=there pid=4242 started=now";
+    fs::write(&lock, live).unwrap();
+    // Another run holds the lock: util-linux's flock(1) takes the same
+    // flock(2) lock a run takes, and holds it while its child sleeps.
+    let hold = || {
+        // -o: only flock(1) itself holds it, not the sleep, so killing
+        // flock(1) is the holder dying.
+        Command::new("flock")
+            .arg("-o")
+            .arg(&lock)
+            .args(["sleep", "60"])
+            .spawn()
+            .unwrap()
+    };
+    let wait_held = || {
+        for _ in 0..200 {
+            let free = Command::new("flock")
+                .arg("-n")
+                .arg(&lock)
+                .arg("true")
+                .status()
+                .unwrap()
+                .success();
+            if !free {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("flock(1) never took the lock");
+    };
+    let mut holder = hold();
+    wait_held();
     let (code, v) = run(&p, &[]);
     assert_eq!(code, 50, "{v}");
+    assert!(
+        v["error"].as_str().is_some_and(|e| e.contains("pid=4242")),
+        "the error names the holder: {v}"
+    );
     assert_eq!(read(&p.b, "two"), None);
     assert_eq!(
-        fs::read_to_string(p.b.join(".deltasync/lock")).unwrap(),
+        fs::read_to_string(&lock).unwrap(),
         live,
         "another run's lock is left alone"
     );
 
-    // A pid that is gone on this host: taken over without a flag.
-    let mut child = Command::new("true").spawn().unwrap();
-    let dead = child.id();
-    child.wait().unwrap();
-    fs::write(
-        p.b.join(".deltasync/lock"),
-        format!("host={host} pid={dead} started=then"),
-    )
-    .unwrap();
+    // Its holder died (a killed run): the kernel let the lock go, and the
+    // file it left is taken over without a flag.
+    holder.kill().unwrap();
+    holder.wait().unwrap();
     sync_ok(&p, &[]);
     assert_eq!(read(&p.b, "two").unwrap(), b"2");
-    assert!(
-        !p.b.join(".deltasync/lock").exists(),
-        "the lock is released at the end"
-    );
+    assert!(!lock.exists(), "the lock is released at the end");
 
-    // Another host's lock needs --force-unlock.
-    fs::write(
-        p.a.join(".deltasync/lock"),
-        "host=elsewhere pid=1 started=then",
-    )
-    .unwrap();
+    // A held lock gives way only to --force-unlock.
+    fs::write(&lock, live).unwrap();
+    let mut holder = hold();
+    wait_held();
     write(&p.a, "three", b"3");
     assert_eq!(run(&p, &[]).0, 50);
     sync_ok(&p, &["--force-unlock"]);
     assert_eq!(read(&p.b, "three").unwrap(), b"3");
+    holder.kill().unwrap();
+    holder.wait().unwrap();
 }
 
 #[test]

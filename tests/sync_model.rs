@@ -386,7 +386,10 @@ fn run_model(
             all_versions(r, &mut after);
         }
         for (p, (v, _)) in start.iter().flatten() {
-            if p.ends_with('/') || after.contains(v) || superseded(v, &base, &start) {
+            // A version the user replaced or deleted after the kill (it was
+            // then the same on both sides) is superseded by that edit.
+            let edited = edits.iter().any(|(q, _)| q == p);
+            if p.ends_with('/') || after.contains(v) || edited || superseded(v, &base, &start) {
                 continue;
             }
             prop_assert!(

@@ -55,7 +55,7 @@ impl Default for ExecOptions {
     }
 }
 
-/// Runs `ops` (the late ones after all the others); per-step failures are
+/// Runs `ops` phase by phase (see [`Op::phase`]); per-step failures are
 /// outcomes, a broken connection or the deadline is an error.
 pub fn execute(
     ops: &[Op],
@@ -80,12 +80,8 @@ pub fn execute(
         data: HashMap::new(),
         turns: VecDeque::new(),
     };
-    for late in [false, true] {
-        for (i, op) in ops
-            .iter()
-            .enumerate()
-            .filter(|(_, op)| op.is_late() == late)
-        {
+    for phase in 0..=2 {
+        for (i, op) in ops.iter().enumerate().filter(|(_, op)| op.phase() == phase) {
             x.start(i, op)?;
         }
         x.run()?;
@@ -123,6 +119,10 @@ enum AtDst {
     Signature(usize),
     /// Transfer `usize`'s patch.
     Patch(usize),
+    /// A patch of an attempt that ended (failed, or retried): cancelled,
+    /// and still open on the destination (so still counted against
+    /// `MAX_PATCHES`) until its reply comes.
+    Abandoned,
 }
 
 struct Exec<'a> {
@@ -392,15 +392,9 @@ impl Exec<'_> {
             }
             (AtDst::Patch(i), Reply::Done) => self.finish(i, None, false)?,
             (AtDst::Patch(i), Reply::Error { code, message, .. }) => {
-                // The patch failed: stop the sender too (it may be
-                // streaming, or about to start).
-                if let Some(d) = self.xfers.get(&i).and_then(|x| x.delta) {
-                    if self.at_src.remove(&d).is_some() {
-                        self.src.cancel(d);
-                    }
-                }
                 self.finish(i, Some((code, message)), false)?;
             }
+            (AtDst::Abandoned, _) => self.patches -= 1,
             (_, other) => {
                 return Err(DriverError::Wire(WireError::Violation(format!(
                     "unexpected reply from the destination: {other:?}"
@@ -508,16 +502,6 @@ impl Exec<'_> {
                 }
             }
             Reply::Error { code, message, .. } => {
-                if let Some(patch) = x.patch {
-                    // Drop what was queued, and tell the destination (it
-                    // keeps the prefix).
-                    self.data.remove(&i);
-                    if x.patch_sent {
-                        self.control.push_back(Message::Cancel { id: patch });
-                    } else {
-                        self.at_dst.remove(&patch);
-                    }
-                }
                 self.finish(i, Some((code, message)), true)?;
             }
             other => {
@@ -527,6 +511,31 @@ impl Exec<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Lets go of what attempt `x` (of transfer `i`) still has open, so nothing of it is
+    /// waited for and none of its late replies is taken for a retry's: a
+    /// delta still streaming is cancelled; a patch still open is cancelled
+    /// (it keeps its prefix) and counted until it replies; one never sent
+    /// is dropped with its queued data.
+    fn abandon(&mut self, i: usize, x: &Xfer) {
+        self.data.remove(&i);
+        if let Some(d) = x.delta {
+            if self.at_src.remove(&d).is_some() {
+                self.src.cancel(d);
+            }
+        }
+        let Some(p) = x.patch else { return };
+        match (x.patch_sent, self.at_dst.get_mut(&p)) {
+            (true, Some(open)) => {
+                *open = AtDst::Abandoned;
+                self.control.push_back(Message::Cancel { id: p });
+            }
+            (true, None) => self.patches -= 1, // it has replied
+            (false, _) => {
+                self.at_dst.remove(&p);
+            }
+        }
     }
 
     /// Ends transfer `i`: reported, and its slot freed. `from_src` tells
@@ -542,18 +551,7 @@ impl Exec<'_> {
             return Ok(());
         };
         self.active -= 1;
-        if x.patch_sent {
-            self.patches -= 1;
-        }
-        self.data.remove(&i); // anything still queued for a failed patch
-        if let Some(p) = x.patch {
-            if failure.is_some() {
-                // A patch that never started must not be waited for.
-                if !x.patch_sent {
-                    self.at_dst.remove(&p);
-                }
-            }
-        }
+        self.abandon(i, &x);
         let retry = |x: Xfer, full_sums: bool| Xfer {
             full_sums,
             attempt: x.attempt + 1,

@@ -107,7 +107,18 @@ impl Op {
 
     /// True if the step waits until every other step has run.
     pub fn is_late(&self) -> bool {
-        matches!(self, Op::Link { .. } | Op::SetAttr { late: true, .. })
+        self.phase() > 0
+    }
+
+    /// When the step runs: 0 with the others, 1 (hard links) once every
+    /// file is in place, 2 (a directory's closing mtime) last of all, once
+    /// nothing more is created in it.
+    pub fn phase(&self) -> u8 {
+        match self {
+            Op::Link { .. } => 1,
+            Op::SetAttr { late: true, .. } => 2,
+            _ => 0,
+        }
     }
 
     /// The one request that carries out a step (`None` for a transfer,

@@ -19,7 +19,7 @@
 //! adopted (the change happened); any other is dropped (it did not, or the
 //! user changed the entry since, and the old record stands).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use deltasync_wire::{Entry, EntryKind, Mtime};
@@ -179,10 +179,52 @@ pub struct Intent {
     pub sides: [bool; 2],
 }
 
+/// How far the replicas bear an intent out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Settled {
+    /// Every touched side holds what it records: the change was done.
+    Done(IntentRecord),
+    /// The sides it read from still hold it, but a side it wrote to holds
+    /// something else now. Either the change was done and that side was
+    /// edited since (the usual case: the user went on working after the
+    /// kill), or it never got there and the user made that file anew.
+    /// Taken as done, so the edit is a plain change and not a conflict;
+    /// whatever it will overwrite is kept, in case it never got there.
+    Unsure(IntentRecord),
+    /// Nothing bears it out.
+    Dropped,
+}
+
 impl Intent {
+    /// How far `a` and `b` bear the intent out (see [`Settled`]).
+    fn settled(&self, a: &HashMap<RelPath, Entry>, b: &HashMap<RelPath, Entry>) -> Settled {
+        let Some(done) = self.done(a, b) else {
+            let IntentRecord::Put(p, s) = &self.record else {
+                return Settled::Dropped;
+            };
+            // Each untouched side (a source) still holds its part, and each
+            // touched side has something there (nothing there is most
+            // likely a change the kill came before: it is made again).
+            let sources_hold = [a, b].iter().enumerate().all(|(i, l)| {
+                let meta = if i == 0 { &s.a } else { &s.b };
+                match l.get(p) {
+                    Some(e) => self.sides[i] || holds(e, s, meta),
+                    None => false,
+                }
+            });
+            let any_source = self.sides.iter().any(|t| !t);
+            return if sources_hold && any_source {
+                Settled::Unsure(self.record.clone())
+            } else {
+                Settled::Dropped
+            };
+        };
+        Settled::Done(done)
+    }
+
     /// The record to adopt if every touched side holds what it says, with
     /// the inodes found there; `None` if any does not.
-    fn settled(
+    fn done(
         &self,
         a: &HashMap<RelPath, Entry>,
         b: &HashMap<RelPath, Entry>,
@@ -195,22 +237,15 @@ impl Intent {
                     .all(|(l, touched)| !touched || !l.contains_key(p));
                 gone.then(|| self.record.clone())
             }
-            IntentRecord::Put(p, s) => {
-                let mut s = s.clone();
+            IntentRecord::Put(p, recorded) => {
+                let mut s = recorded.clone();
                 for (i, listing) in [a, b].into_iter().enumerate() {
                     if !self.sides[i] {
                         continue;
                     }
-                    let meta = if i == 0 { &mut s.a } else { &mut s.b };
                     let e = listing.get(p)?;
-                    let holds = e.kind == s.kind
-                        && e.mode == meta.mode
-                        && match e.kind {
-                            EntryKind::File => e.size == s.size && e.mtime == meta.mtime,
-                            EntryKind::Symlink => e.target == s.target,
-                            EntryKind::Dir => true,
-                        };
-                    if !holds {
+                    let meta = if i == 0 { &mut s.a } else { &mut s.b };
+                    if !holds(e, recorded, meta) {
                         return None;
                     }
                     meta.ino = e.ino;
@@ -219,6 +254,17 @@ impl Intent {
             }
         }
     }
+}
+
+/// True if the listed `e` is what `s` records, with `meta` its side's part.
+fn holds(e: &Entry, s: &Synced, meta: &SideMeta) -> bool {
+    e.kind == s.kind
+        && e.mode == meta.mode
+        && match e.kind {
+            EntryKind::File => e.size == s.size && e.mtime == meta.mtime,
+            EntryKind::Symlink => e.target == s.target,
+            EntryKind::Dir => true,
+        }
 }
 
 impl Synced {
@@ -426,32 +472,43 @@ impl StateDb {
     }
 
     /// Settles the journal against the replicas as listed now: each intent
-    /// whose touched sides hold what it records is adopted, the rest are
-    /// dropped. Returns how many were adopted.
+    /// whose touched sides hold what it records is adopted; one whose
+    /// sources still hold it but whose destination was edited since is
+    /// adopted too, and its path returned as unsure (see `Settled`); the
+    /// rest are dropped. Returns how many were adopted, and the unsure.
     pub fn settle(
         &mut self,
         a: &HashMap<RelPath, Entry>,
         b: &HashMap<RelPath, Entry>,
-    ) -> Result<usize, StateError> {
+    ) -> Result<(usize, BTreeSet<RelPath>), StateError> {
         let intents = self.intents()?;
+        let mut unsure = BTreeSet::new();
         if intents.is_empty() {
-            return Ok(0);
+            return Ok((0, unsure));
         }
         self.batch(|db| {
             let mut adopted = 0;
             for i in &intents {
-                if let Some(record) = i.settled(a, b) {
-                    match record {
-                        IntentRecord::Put(p, s) => db.put(&p, &s)?,
-                        IntentRecord::Remove(p) => db.remove(&p)?,
+                let record = match i.settled(a, b) {
+                    Settled::Done(r) => r,
+                    Settled::Unsure(r) => {
+                        if let IntentRecord::Put(p, _) = &r {
+                            unsure.insert(p.clone());
+                        }
+                        r
                     }
-                    adopted += 1;
+                    Settled::Dropped => continue,
+                };
+                match record {
+                    IntentRecord::Put(p, s) => db.put(&p, &s)?,
+                    IntentRecord::Remove(p) => db.remove(&p)?,
                 }
+                adopted += 1;
             }
             db.conn
                 .execute("DELETE FROM journal", [])
                 .map_err(|e| db.err(e))?;
-            Ok(adopted)
+            Ok((adopted, std::mem::take(&mut unsure)))
         })
     }
 
@@ -561,7 +618,7 @@ mod tests {
     }
 
     #[test]
-    fn intents_are_adopted_only_where_the_touched_side_holds_them() {
+    fn intents_are_adopted_where_the_touched_side_holds_them_or_was_edited_since() {
         let dir = tempfile::tempdir().unwrap();
         let mut db = StateDb::open(&dir.path().join("s.sqlite")).unwrap();
         let p = |s: &str| RelPath::parse(s.as_bytes()).unwrap();
@@ -609,11 +666,16 @@ mod tests {
         }
         b.insert(p("arrived"), file(t));
         b.insert(p("edited-after"), file(Mtime::new(200, 0)));
-        assert_eq!(db.settle(&a, &b).unwrap(), 2);
+        let (adopted, unsure) = db.settle(&a, &b).unwrap();
+        assert_eq!(adopted, 3);
+        assert_eq!(unsure, BTreeSet::from([p("edited-after")]));
         let state = db.load().unwrap();
         assert_eq!(state[&p("arrived")].b.ino, 9, "adopted with B's inode");
         assert!(!state.contains_key(&p("never-sent")));
-        assert!(!state.contains_key(&p("edited-after")));
+        assert!(
+            state.contains_key(&p("edited-after")),
+            "an edit after the kill is a change, not a conflict"
+        );
         assert!(db.intents().unwrap().is_empty(), "settled once");
     }
 }

@@ -297,6 +297,8 @@ struct Planner<'a> {
     dir_deletions: Vec<(Side, RelPath)>,
     /// Folders stashed whole to make way for a file or link: (side, path).
     replaced_dirs: Vec<(Side, RelPath)>,
+    /// keep-both names already given out by this plan.
+    given_names: BTreeSet<RelPath>,
 }
 
 fn idx(s: Side) -> usize {
@@ -571,7 +573,7 @@ impl<'a> Planner<'a> {
         let loser = winner.other();
         let (w, l) = if winner == Side::A { (a, b) } else { (b, a) };
         if self.o.conflict == ConflictPolicy::KeepBoth {
-            let renamed = conflict_name(p, &self.o.stamp, loser);
+            let renamed = self.free_conflict_name(p, loser);
             let note = format!(
                 "{}: changed on both sides; {}'s version wins, {}'s is kept as {} on both",
                 p.display(),
@@ -626,6 +628,28 @@ impl<'a> Planner<'a> {
                 loser.name()
             );
         }
+    }
+
+    /// A keep-both name for `loser`'s version of `p` that no side, no
+    /// record and no other step of this plan uses: the plain name first,
+    /// then `-2`, `-3`, … after it.
+    fn free_conflict_name(&mut self, p: &RelPath, loser: Side) -> RelPath {
+        let taken = |q: &RelPath| {
+            self.a.contains_key(q)
+                || self.b.contains_key(q)
+                || self.st.contains_key(q)
+                || self.given_names.contains(q)
+        };
+        let mut n = 1;
+        let name = loop {
+            let q = conflict_name(p, &self.o.stamp, loser, n);
+            if !taken(&q) {
+                break q;
+            }
+            n += 1;
+        };
+        self.given_names.insert(name.clone());
+        name
     }
 
     /// Finds files that moved on one side: gone from their old path, new at
@@ -776,10 +800,14 @@ impl SyncOptions {
     }
 }
 
-/// `dir/name.ext` as `dir/name.conflict-STAMP-side.ext`.
-pub fn conflict_name(p: &RelPath, stamp: &str, side: Side) -> RelPath {
+/// `dir/name.ext` as `dir/name.conflict-STAMP-side.ext`; the `n`th choice
+/// (from 2 on) as `dir/name.conflict-STAMP-side-n.ext`.
+pub fn conflict_name(p: &RelPath, stamp: &str, side: Side, n: u32) -> RelPath {
     let name = String::from_utf8_lossy(p.file_name()).into_owned();
-    let tag = format!("conflict-{stamp}-{}", side.name());
+    let tag = match n {
+        0 | 1 => format!("conflict-{stamp}-{}", side.name()),
+        n => format!("conflict-{stamp}-{}-{n}", side.name()),
+    };
     let new = match name.rsplit_once('.') {
         Some((stem, ext)) if !stem.is_empty() => format!("{stem}.{tag}.{ext}"),
         _ => format!("{name}.{tag}"),
@@ -803,6 +831,7 @@ pub fn plan(
         deleting: [BTreeSet::new(), BTreeSet::new()],
         dir_deletions: Vec::new(),
         replaced_dirs: Vec::new(),
+        given_names: BTreeSet::new(),
     };
     let handled = pl.moves();
     let paths: BTreeMap<&RelPath, ()> = state
@@ -872,6 +901,7 @@ pub fn plan(
     if o.hard_links {
         pl.link_copies();
     }
+    pl.restore_dir_times();
     count_deletions(&mut pl.plan, a, b);
     // Parents before children, whatever order the decisions came in.
     let mut plan = pl.plan;
@@ -934,5 +964,8 @@ fn first_path(c: &Change) -> Option<RelPath> {
 mod dirs;
 mod links;
 mod prune;
+mod unsure;
+
+pub use unsure::keep_unsure;
 #[cfg(test)]
 mod tests;

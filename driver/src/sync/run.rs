@@ -246,6 +246,9 @@ struct Read {
     /// Paths left for the next run: unreadable folders, files that kept
     /// changing while hashed.
     busy: BTreeSet<RelPath>,
+    /// Paths a killed run's journal left unsure: what a change to them
+    /// overwrites is kept (`plan::keep_unsure`).
+    unsure: BTreeSet<RelPath>,
 }
 
 /// Phase 5: the listings, the journal, the hashes. `None` when neither
@@ -319,10 +322,11 @@ fn read_sides(
         }
     }
     if let Some(db) = pair.db.as_mut().filter(|_| journal && !o.dry_run) {
-        let adopted = db.settle(&listings[0], &listings[1])?;
+        let (adopted, unsure) = db.settle(&listings[0], &listings[1])?;
         if adopted > 0 {
             // What the killed run did is now recorded: plan against that.
-            return read_again(job, pair, listings, fresh, busy, deadline, agents, reporter);
+            let read = read_again(job, pair, listings, fresh, busy, deadline, agents, reporter)?;
+            return Ok(read.map(|r| Read { unsure, ..r }));
         }
     }
     read_hashes(
@@ -375,6 +379,7 @@ fn read_hashes(
         listings,
         fresh,
         busy,
+        unsure: BTreeSet::new(),
     }))
 }
 
@@ -388,6 +393,7 @@ fn plan_and_check(
     let o = &job.run;
     let [a, b] = &read.listings;
     let mut pl = plan::plan(&read.state, a, b, &job.plan);
+    plan::keep_unsure(&mut pl, &read.unsure);
     if !read.busy.is_empty() {
         pl.changes.retain(|c| !touches(c, &read.busy));
         plan::count_deletions(&mut pl, a, b);

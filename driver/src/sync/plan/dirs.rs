@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use deltasync_wire::{Expect, StashArea};
+use deltasync_wire::{Attrs, EntryKind, Expect, StashArea};
 
 use super::{Delta, Planner, Record, Side, Step, delta, idx};
 use crate::exec::Op;
@@ -76,6 +76,57 @@ impl Planner<'_> {
                     Op::Stash { path, area: StashArea::Deleted, .. }
                     | Op::Remove { path, .. } if covered(c.steps[0].side, path)))
         });
+    }
+
+    /// Directories whose contents this plan changes get their mtime back
+    /// once the run is done with them, as `rsync -a` does: the later of
+    /// the two sides' times, so a folder shows when it last changed on
+    /// either side, not when the sync ran. Runs last, once every step is
+    /// planned; a folder the plan creates, removes or moves already has
+    /// its own steps and is left to them.
+    pub(super) fn restore_dir_times(&mut self) {
+        let mut touched: BTreeSet<(Side, RelPath)> = BTreeSet::new();
+        let mut own: BTreeSet<(Side, RelPath)> = BTreeSet::new();
+        for step in self.plan.changes.iter().flat_map(|c| &c.steps) {
+            let path = step.op.path();
+            touched.insert((step.side, path.parent()));
+            own.insert((step.side, path.clone()));
+            if let Op::Move { from, .. } = &step.op {
+                touched.insert((step.side, from.parent()));
+                own.insert((step.side, from.clone()));
+            }
+        }
+        let mut steps = Vec::new();
+        for (side, d) in touched {
+            if d.is_root() || own.contains(&(side, d.clone())) {
+                continue;
+            }
+            let here = self.entry(side, &d).filter(|e| e.kind == EntryKind::Dir);
+            let there = self
+                .entry(side.other(), &d)
+                .filter(|e| e.kind == EntryKind::Dir);
+            let Some(mtime) = here.iter().chain(there.iter()).map(|e| e.mtime).max() else {
+                continue;
+            };
+            if here.is_none() {
+                continue;
+            }
+            steps.push(Step::on(
+                side,
+                Op::SetAttr {
+                    path: d,
+                    attrs: Attrs {
+                        mtime: Some(mtime),
+                        ..Attrs::default()
+                    },
+                    expect: Expect::Dir,
+                    late: true,
+                },
+            ));
+        }
+        if !steps.is_empty() {
+            self.push(steps, Vec::new(), String::new());
+        }
     }
 
     /// True if anything under the directory `p` on `side` is new or changed

@@ -228,6 +228,35 @@ fn policies() {
 }
 
 #[test]
+fn keep_both_picks_a_free_name_when_its_first_choice_is_taken() {
+    let first = "f.conflict-20261125-120000-b";
+    let st = state(&[file("f", 1, 1)]);
+    // The first choice exists on A already (a user's file, or an earlier
+    // conflict in the same second).
+    let a = listing(&[file("f", 2, 5), file(first, 9, 1)]);
+    let b = listing(&[file("f", 3, 4)]);
+    let pl = plan(
+        &st,
+        &a,
+        &b,
+        &SyncOptions {
+            conflict: ConflictPolicy::KeepBoth,
+            ..opts()
+        },
+    );
+    let moved_to: Vec<String> = pl
+        .changes
+        .iter()
+        .flat_map(|c| &c.steps)
+        .filter_map(|s| match &s.op {
+            Op::Move { to, .. } => Some(to.display()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(moved_to, vec!["f.conflict-20261125-120000-b-2".to_string()]);
+}
+
+#[test]
 fn skip_deletion_keeps_the_file_and_does_not_flip_back() {
     let st = state(&[file("f", 1, 1)]);
     let a = listing(&[]);
