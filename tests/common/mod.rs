@@ -128,9 +128,12 @@ pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
     out
 }
 
-/// Writes `data` to `dir/name` and returns the path.
+/// Writes `data` to `dir/name` (making its folders) and returns the path.
 pub fn write(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
     let p = dir.join(name);
+    if let Some(parent) = p.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
     std::fs::write(&p, data).unwrap_or_else(|e| panic!("write {}: {e}", p.display()));
     p
 }

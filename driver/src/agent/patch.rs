@@ -288,6 +288,82 @@ impl Write for Sparse {
 mod tests {
     use super::*;
 
+    /// A patch that fails for any cause but an abandoned stream (here a
+    /// delta that is not one; ENOSPC takes the same path) leaves no partial
+    /// file behind: only an abandoned one is kept, for resume.
+    #[test]
+    fn a_failed_patch_removes_its_partial_and_an_abandoned_one_keeps_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::open(dir.path(), false).unwrap();
+        let path = RelPath::parse(b"f").unwrap();
+        let partial = dir
+            .path()
+            .join(crate::path::WORK_DIR)
+            .join("partial")
+            .join(partial_name(&path));
+        let job = |id| PatchJob {
+            id,
+            path: path.clone(),
+            resume_len: 0,
+            expect: Expect::Any,
+            attrs: Attrs::default(),
+            sparse: false,
+        };
+        let feed = |chunks: Vec<Vec<u8>>, end: bool| {
+            let (tx, rx) = crossbeam::channel::unbounded();
+            let (end_tx, end_rx) = crossbeam::channel::bounded(1);
+            for c in chunks {
+                tx.send(Some(c)).unwrap();
+            }
+            if end {
+                tx.send(None).unwrap();
+            } else {
+                drop(end_tx);
+            }
+            PatchFeed {
+                chunks: rx,
+                end: end_rx,
+            }
+        };
+        // Garbage where a delta should be: a data error.
+        let reply = patch(
+            &root,
+            job(1),
+            feed(vec![b"not a delta at all".to_vec()], true),
+        );
+        assert!(
+            matches!(
+                reply,
+                Message::Reply {
+                    rep: Reply::Error {
+                        code: Code::Data,
+                        ..
+                    },
+                    ..
+                }
+            ),
+            "{reply:?}"
+        );
+        assert!(!partial.exists(), "a failed patch left its partial file");
+        // A valid start, then the sender goes away: kept for resume.
+        let delta = deltasync_engine::DELTA_MAGIC.to_be_bytes().to_vec();
+        let reply = patch(&root, job(2), feed(vec![delta], false));
+        assert!(
+            matches!(
+                reply,
+                Message::Reply {
+                    rep: Reply::Error {
+                        code: Code::Aborted,
+                        ..
+                    },
+                    ..
+                }
+            ),
+            "{reply:?}"
+        );
+        assert!(partial.exists(), "an abandoned patch keeps its prefix");
+    }
+
     #[test]
     fn zero_blocks_become_holes_and_the_length_is_kept() {
         use std::os::unix::fs::MetadataExt;

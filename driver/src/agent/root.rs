@@ -565,3 +565,56 @@ fn suffixed(p: &Path, suffix: &str) -> PathBuf {
     };
     p.with_file_name(new)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file swapped for a FIFO after the listing: opening it neither
+    /// blocks (no writer will ever come) nor reads it.
+    #[test]
+    fn a_fifo_is_refused_at_once_never_waited_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("was-a-file");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        let root = Root::open(dir.path(), false).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let got = root.open_file(&RelPath::parse(b"was-a-file").unwrap());
+            let _ = tx.send(got.map(|_| ()).map_err(|e| e.kind()));
+        });
+        let got = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("opening a FIFO hung");
+        assert_eq!(got, Err(io::ErrorKind::InvalidInput));
+    }
+
+    /// Partial files older than the purge age go with the stashes.
+    #[test]
+    fn purge_takes_old_partial_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::open(dir.path(), false).unwrap();
+        let partial = root.work_dir("partial").unwrap();
+        partial.write("old", b"left by a full disk").unwrap();
+        partial.write("new", b"a transfer to resume").unwrap();
+        let old = dir.path().join(WORK_DIR).join("partial/old");
+        std::fs::File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(
+                std::time::SystemTime::now() - std::time::Duration::from_secs(40 * 86_400),
+            )
+            .unwrap();
+        assert_eq!(root.purge(30).unwrap(), 1);
+        assert!(!old.exists());
+        assert!(dir.path().join(WORK_DIR).join("partial/new").exists());
+    }
+}
