@@ -234,6 +234,11 @@ fn deploys_itself_when_the_remote_has_no_deltasync() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("not found"),
+        "probe noise: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let deployed = server.home.join(format!(
         ".cache/deltasync/{}/deltasync",
         env!("CARGO_PKG_VERSION")
@@ -244,6 +249,12 @@ fn deploys_itself_when_the_remote_has_no_deltasync() {
         deployed.display()
     );
     assert_same_tree(&src, &remote);
+    // Later runs find the deployed copy: the probe's "not found" from the
+    // remote shell is never shown.
+    let out = base().output().unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("not found"), "probe noise: {stderr}");
 }
 
 #[test]

@@ -278,8 +278,12 @@ fn greet(
         stats,
     } = conn;
     // Shallow: which file's message goes next is chosen by the caller as late
-    // as possible (see copy/execute.rs), not fixed in a deep queue.
-    let outbox = Outbox::spawn(writer, 8);
+    // as possible (see exec/), not fixed in a deep queue. Under a cap,
+    // shallower still: the caller counts progress as it hands a chunk over,
+    // so whatever waits here for the limiter would show as sent already
+    // (8 chunks are 2 s at 2 Mbit/s), and the rate and ETA would run ahead.
+    let depth = if options.bwlimit.is_off() { 8 } else { 1 };
+    let outbox = Outbox::spawn(writer, depth);
     let (tx, incoming) = if bounded_incoming {
         bounded(64)
     } else {
