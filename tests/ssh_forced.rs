@@ -154,6 +154,19 @@ fn a_read_only_forced_root_refuses_writes_and_says_why() {
         !err.contains("missing") && !err.contains("unmounted"),
         "a read-only peer is not a missing one: {err}"
     );
+    // A sync needs both sides writable, and says that is the cause.
+    let out = deltasync()
+        .arg("sync")
+        .args(server.flags())
+        .args(server.remote_bin())
+        .arg(&src)
+        .arg(server.url(&s.jail.join("inside")))
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert!(err.contains("refuses changes"), "{err}");
+    assert!(!err.contains("unmounted"), "{err}");
     // Reading still works.
     let got = s.base.join("got");
     let out = copy(

@@ -181,8 +181,10 @@ impl World {
                 commit_limit,
                 ..RunOptions::default()
             },
+            // Both agents in this process, over in-memory pipes: the real
+            // protocol, no child processes.
             connect: ConnectOptions {
-                local_bin: Some(env!("CARGO_BIN_EXE_deltasync").into()),
+                in_process: true,
                 ..ConnectOptions::default()
             },
         };
@@ -276,30 +278,49 @@ fn later() -> impl Strategy<Value = Later> {
     })
 }
 
-/// Makes `edits` (one side per path) after a killed run; returns the
-/// versions written and the files deleted, as (path, Some(content)) or
-/// (path, None), for paths that were the same file on both sides.
-fn edit_after_kill(w: &mut World, edits: &[Later]) -> Vec<(String, Option<Vec<u8>>)> {
-    let mut done: Vec<(String, Option<Vec<u8>>)> = Vec::new();
+/// One edit made after a killed run, on a path that was then the same file
+/// on both sides.
+#[derive(Debug)]
+struct Edit {
+    path: String,
+    side: usize,
+    /// The version written, or `None` for a deletion.
+    new: Option<Vec<u8>>,
+    /// What the file held before the edit (the same on both sides).
+    old: Vec<u8>,
+}
+
+/// Makes `edits` (one side per path) after a killed run, on paths that were
+/// then the same file on both sides, and returns what it did.
+fn edit_after_kill(w: &mut World, edits: &[Later]) -> Vec<Edit> {
+    let mut done: Vec<Edit> = Vec::new();
     for e in edits {
         let rel = SLOTS[e.slot];
-        if done.iter().any(|(p, _)| p == rel) {
+        if done.iter().any(|d| d.path == rel) {
             continue; // one side per path
         }
         let [a, b] = [w.roots[0].join(rel), w.roots[1].join(rel)];
-        let same_file = a.is_file() && b.is_file() && fs::read(&a).ok() == fs::read(&b).ok();
-        if !same_file {
+        let old = fs::read(&a).ok();
+        let same_file = a.is_file() && b.is_file() && old.is_some() && old == fs::read(&b).ok();
+        let (true, Some(old)) = (same_file, old) else {
             continue;
-        }
-        let p = w.roots[e.side as usize].join(rel);
-        if e.delete {
+        };
+        let side = e.side as usize;
+        let p = w.roots[side].join(rel);
+        let new = if e.delete {
             fs::remove_file(&p).unwrap();
-            done.push((rel.to_string(), None));
+            None
         } else {
             let c = w.content("later");
             fs::write(&p, &c).unwrap();
-            done.push((rel.to_string(), Some(c)));
-        }
+            Some(c)
+        };
+        done.push(Edit {
+            path: rel.to_string(),
+            side,
+            new,
+            old,
+        });
     }
     done
 }
@@ -341,9 +362,9 @@ fn run_model(
             edits = edit_after_kill(&mut w, &later);
             for (i, t) in start.iter_mut().enumerate() {
                 // The later versions must survive too.
-                for (p, c) in &edits {
-                    if let Some(c) = c {
-                        t.insert(format!("{p}#later{i}"), (c.clone(), 0));
+                for e in &edits {
+                    if let Some(c) = &e.new {
+                        t.insert(format!("{}#later{i}", e.path), (c.clone(), 0));
                     }
                 }
             }
@@ -357,14 +378,27 @@ fn run_model(
         );
         let (ta, tb) = (tree(&w.roots[0]), tree(&w.roots[1]));
         prop_assert_eq!(&ta, &tb, "the replicas did not converge");
-        for (p, c) in &edits {
-            match c {
+        for e in &edits {
+            let p = &e.path;
+            match &e.new {
                 Some(c) => prop_assert!(
                     ta.get(p).is_some_and(|(v, _)| v == c),
                     "the edit of {} made after the kill was not kept: {:?}",
                     p,
                     ta.get(p)
                         .map(|(v, _)| String::from_utf8_lossy(v).into_owned())
+                ),
+                // The killed run wrote this file on the side the user then
+                // deleted it from, and never recorded it. The rerun cannot
+                // tell "deleted after the copy" from "deleted the old file
+                // before the copy" (a real modify/delete conflict, where the
+                // change wins), so it keeps the other side's version rather
+                // than risk deleting a change never seen. It must come back
+                // unchanged.
+                None if start[e.side].get(p).map(|(c, _)| c) != Some(&e.old) => prop_assert!(
+                    ta.get(p).is_none_or(|(v, _)| *v == e.old),
+                    "{} deleted after the kill came back changed",
+                    p
                 ),
                 None => prop_assert!(
                     !ta.contains_key(p),
@@ -388,7 +422,7 @@ fn run_model(
         for (p, (v, _)) in start.iter().flatten() {
             // A version the user replaced or deleted after the kill (it was
             // then the same on both sides) is superseded by that edit.
-            let edited = edits.iter().any(|(q, _)| q == p);
+            let edited = edits.iter().any(|e| &e.path == p);
             if p.ends_with('/') || after.contains(v) || edited || superseded(v, &base, &start) {
                 continue;
             }

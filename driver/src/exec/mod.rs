@@ -610,3 +610,6 @@ fn empty_signature() -> Vec<u8> {
     params.block_len = 1 << 16;
     Signature::generate(&[], params).to_bytes()
 }
+
+#[cfg(test)]
+mod tests;

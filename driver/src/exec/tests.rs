@@ -1,0 +1,156 @@
+//! The executor against two in-process agents (the in-memory harness): no
+//! child processes, the real protocol.
+
+use std::path::Path;
+
+use deltasync_wire::{Mtime, StashArea};
+
+use super::*;
+use crate::client::{self, AgentSpec, ConnectOptions};
+use crate::location::Location;
+
+fn agent(root: &Path) -> Agent {
+    let options = ConnectOptions {
+        in_process: true,
+        ..ConnectOptions::default()
+    };
+    let spec = AgentSpec {
+        root: root.display().to_string(),
+        read_only: false,
+        mkdir: false,
+    };
+    client::open(&Location::Local(root.to_path_buf()), &spec, &options, true).unwrap()
+}
+
+#[derive(Default)]
+struct Seen(Vec<(usize, Outcome)>);
+
+impl Observer for Seen {
+    fn outcome(&mut self, index: usize, _op: &Op, outcome: &Outcome) {
+        self.0.push((index, outcome.clone()));
+    }
+}
+
+fn p(s: &str) -> RelPath {
+    RelPath::parse(s.as_bytes()).unwrap()
+}
+
+fn transfer(path: &str, size: u64, expect: Expect) -> Op {
+    Op::Transfer {
+        src: p(path),
+        path: p(path),
+        size,
+        expect,
+        attrs: Attrs::default(),
+    }
+}
+
+#[test]
+fn every_kind_of_step_runs_and_a_stale_one_fails_alone() {
+    let d = tempfile::tempdir().unwrap();
+    let (a, b) = (d.path().join("a"), d.path().join("b"));
+    std::fs::create_dir_all(a.join("dir")).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(a.join("dir/new.bin"), &big).unwrap();
+    std::fs::write(a.join("edited.txt"), b"new text, longer than before").unwrap();
+    std::fs::write(b.join("edited.txt"), b"old text").unwrap();
+    std::fs::write(b.join("gone.txt"), b"delete me").unwrap();
+    std::fs::write(b.join("stash.txt"), b"keep me aside").unwrap();
+    std::fs::write(b.join("from.txt"), b"moving").unwrap();
+    std::fs::write(b.join("stale.txt"), b"changed since the plan").unwrap();
+    let old = std::fs::metadata(b.join("edited.txt")).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    let edited_expect = Expect::File {
+        size: old.len(),
+        mtime: Mtime::new(old.mtime(), old.mtime_nsec()),
+    };
+    let ops = vec![
+        Op::Mkdir {
+            path: p("dir"),
+            attrs: Attrs::default(),
+        },
+        transfer("dir/new.bin", big.len() as u64, Expect::Absent),
+        transfer("edited.txt", 28, edited_expect),
+        Op::Remove {
+            path: p("gone.txt"),
+            expect: Expect::Any,
+        },
+        Op::Stash {
+            path: p("stash.txt"),
+            area: StashArea::Deleted,
+            expect: Expect::Any,
+        },
+        Op::Move {
+            from: p("from.txt"),
+            to: p("dir/to.txt"),
+            expect: Expect::Any,
+        },
+        Op::Symlink {
+            path: p("link"),
+            target: b"dir/new.bin".to_vec(),
+            attrs: Attrs::default(),
+        },
+        Op::Link {
+            path: p("hard.bin"),
+            existing: p("dir/new.bin"),
+            expect: Expect::Absent,
+        },
+        // The plan saw no file here; there is one now: refused, alone.
+        transfer("stale.txt", 3, Expect::Absent),
+    ];
+    std::fs::write(a.join("stale.txt"), b"new").unwrap();
+    let (src, dst) = (agent(&a), agent(&b));
+    let mut seen = Seen::default();
+    execute(&ops, &src, &dst, &ExecOptions::default(), &mut seen).unwrap();
+    seen.0.sort_by_key(|(i, _)| *i);
+    let indexes: Vec<usize> = seen.0.iter().map(|(i, _)| *i).collect();
+    assert_eq!(
+        indexes,
+        (0..ops.len()).collect::<Vec<_>>(),
+        "one outcome per step"
+    );
+    for (i, outcome) in &seen.0[..ops.len() - 1] {
+        assert!(
+            matches!(outcome, Outcome::Done | Outcome::Sent(_)),
+            "step {i} ({:?}): {outcome:?}",
+            ops[*i]
+        );
+    }
+    assert!(matches!(
+        seen.0.last(),
+        Some((
+            _,
+            Outcome::Failed {
+                code: Code::Changed,
+                ..
+            }
+        ))
+    ));
+    let Outcome::Sent(sent) = &seen.0[1].1 else {
+        panic!()
+    };
+    assert_eq!(sent.blake3, *blake3::hash(&big).as_bytes());
+    assert_eq!(sent.stat.size, big.len() as u64);
+    assert_eq!(std::fs::read(b.join("dir/new.bin")).unwrap(), big);
+    assert_eq!(
+        std::fs::read(b.join("edited.txt")).unwrap(),
+        b"new text, longer than before"
+    );
+    assert!(!b.join("gone.txt").exists() && !b.join("stash.txt").exists());
+    assert_eq!(std::fs::read(b.join("dir/to.txt")).unwrap(), b"moving");
+    assert_eq!(
+        std::fs::read_link(b.join("link")).unwrap(),
+        Path::new("dir/new.bin")
+    );
+    assert_eq!(
+        std::fs::metadata(b.join("hard.bin")).unwrap().ino(),
+        std::fs::metadata(b.join("dir/new.bin")).unwrap().ino()
+    );
+    assert_eq!(
+        std::fs::read(b.join("stale.txt")).unwrap(),
+        b"changed since the plan"
+    );
+    src.close().unwrap();
+    dst.close().unwrap();
+}
