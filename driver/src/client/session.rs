@@ -5,7 +5,8 @@
 //! request's. Three ways to talk:
 //!
 //! - [`Agent::call`]: one request, its one terminal reply (`Done`,
-//!   `Value`, `Entry` for a hash, or `Error`);
+//!   `Value` or `Error`; an `Entry` is a stream's, so a `Hash` goes
+//!   through `start` and `incoming`);
 //! - [`Agent::stream`]: one request, its replies one by one up to the
 //!   terminal one (a listing);
 //! - [`Agent::start`], [`Agent::feed`], [`Agent::cancel`] and the

@@ -5,7 +5,7 @@
 //!    copies the directory itself (rooted at its parent, listing `src`).
 //! 2. List the source; start the destination agent; list the destination.
 //! 3. [`plan`] the difference (pure); print it for `--dry-run`, or
-//!    [`execute`](execute::execute) it through the two agents.
+//!    [`execute`](crate::exec::execute) it through the two agents.
 //!
 //! Both sides may be local or remote; a local side is a child `serve`.
 
