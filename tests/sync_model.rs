@@ -91,7 +91,11 @@ impl World {
     fn content(&mut self, tag: &str) -> Vec<u8> {
         self.counter += 1;
         // Some versions are big enough to go as real deltas.
-        let n = if self.counter % 5 == 0 { 70_000 } else { 20 };
+        let n = if self.counter.is_multiple_of(5) {
+            70_000
+        } else {
+            20
+        };
         let mut v = format!("v{}-{tag}|", self.counter).into_bytes();
         v.resize(n, b'.');
         v

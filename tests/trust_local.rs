@@ -236,3 +236,53 @@ fn a_closed_stdout_ends_output_quietly() {
         .count();
     assert_eq!(copied, 200, "the copy still finished");
 }
+
+/// Builds 18 nested folders of 250-byte names under `root` with a file at
+/// the bottom: a path past the 4096 bytes the wire (and PATH_MAX) carries.
+/// No single call can name it, so two halves are built and one is moved
+/// into the other.
+fn too_deep(root: &Path) {
+    let name = "d".repeat(250);
+    let chain = |top: &Path, n: usize| {
+        let mut p = top.to_path_buf();
+        for _ in 0..n {
+            p.push(&name);
+        }
+        fs::create_dir_all(&p).unwrap();
+        p
+    };
+    let upper = chain(root, 9);
+    let lower = root.join("lower");
+    let bottom = chain(&lower, 9);
+    fs::write(bottom.join("f"), b"deep").unwrap();
+    fs::rename(lower.join(&name), upper.join(&name)).unwrap();
+    fs::remove_dir(lower).unwrap();
+}
+
+#[test]
+fn a_path_too_long_is_reported_with_its_side_and_the_rest_syncs() {
+    let d = tempfile::tempdir().unwrap();
+    let (a, b) = (d.path().join("a"), d.path().join("b"));
+    write(&a, "first.txt", b"1");
+    assert!(run(&["sync"], &a, &b).status.success());
+    too_deep(&a);
+    write(&a, "second.txt", b"2");
+    for _ in 0..2 {
+        let out = run(&["sync"], &a, &b);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(23), "{stderr}");
+        assert!(
+            stderr.contains("A: ddd"),
+            "names the side and path: {stderr}"
+        );
+        assert!(stderr.contains("longer than"), "names the cause: {stderr}");
+        assert!(!stderr.to_lowercase().contains("safety"), "{stderr}");
+        assert_eq!(read(&b.join("second.txt")), b"2", "the rest syncs");
+    }
+    let c = d.path().join("c");
+    let out = run(&["copy", "-a"], &a.join(""), &c);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(23), "{stderr}");
+    assert!(stderr.contains("source: ddd"), "{stderr}");
+    assert_eq!(read(&c.join("second.txt")), b"2");
+}

@@ -39,14 +39,6 @@ pub(super) fn stat_of(f: &File) -> io::Result<FileStat> {
     })
 }
 
-/// An error reply for request `id` about `p`.
-pub fn error(id: u64, code: Code, p: &RelPath, message: impl std::fmt::Display) -> Message {
-    Message::Reply {
-        id,
-        rep: Reply::error(code, p.as_bytes(), message),
-    }
-}
-
 /// The code for an I/O error: a missing file vanished, a refused one was
 /// refused, anything else is a file I/O error.
 pub(super) fn io_code(e: &io::Error) -> Code {
@@ -83,8 +75,8 @@ pub fn signature(
     resume: bool,
     out: &Sender<Message>,
 ) {
-    if let Err(reply) = try_signature(root, id, p, full_sums, resume, out) {
-        let _ = out.send(reply);
+    if let Err(rep) = try_signature(root, id, p, full_sums, resume, out) {
+        let _ = out.send(Message::Reply { id, rep });
     }
 }
 
@@ -95,8 +87,8 @@ fn try_signature(
     full_sums: bool,
     resume: bool,
     out: &Sender<Message>,
-) -> Result<(), Message> {
-    let fail = |c, e: &dyn std::fmt::Display| error(id, c, p, e);
+) -> Result<(), Reply> {
+    let fail = |c, e: &dyn std::fmt::Display| Reply::error(c, p.as_bytes(), e);
     let basis = open_basis(root, p).map_err(|e| fail(io_code(&e), &e))?;
     let basis_stat = basis
         .as_ref()
@@ -185,8 +177,8 @@ pub fn delta(
     credit: Arc<Credit>,
     out: &Sender<Message>,
 ) {
-    if let Err(reply) = try_delta(root, id, p, skip, sig, credit, out) {
-        let _ = out.send(reply);
+    if let Err(rep) = try_delta(root, id, p, skip, sig, credit, out) {
+        let _ = out.send(Message::Reply { id, rep });
     }
 }
 
@@ -198,8 +190,8 @@ fn try_delta(
     sig: &[u8],
     credit: Arc<Credit>,
     out: &Sender<Message>,
-) -> Result<(), Message> {
-    let fail = |c, e: &dyn std::fmt::Display| error(id, c, p, e);
+) -> Result<(), Reply> {
+    let fail = |c, e: &dyn std::fmt::Display| Reply::error(c, p.as_bytes(), e);
     let sig = read_signature(sig, &Limits::default()).map_err(|e| fail(Code::Data, &e))?;
     let index = IndexedSignature::new(sig);
     let mut file = root.open_file(p).map_err(|e| fail(io_code(&e), &e))?;

@@ -46,7 +46,7 @@ enum Found {
 impl Found {
     fn reply(self) -> Reply {
         match self {
-            Found::Entry(e) => Reply::Entry(e),
+            Found::Entry(e) => Reply::Entry(Box::new(e)),
             Found::Notice(code, path, message) => Reply::Notice {
                 code,
                 path,

@@ -175,10 +175,10 @@ fn hash(root: &Root, p: &RelPath) -> Reply {
         Err(e) => return fail(io_code(&e), &e),
     };
     match root.entry(p) {
-        Ok(Some(after)) if after == before => Reply::Entry(deltasync_wire::Entry {
+        Ok(Some(after)) if after == before => Reply::Entry(Box::new(deltasync_wire::Entry {
             blake3: Some(digest),
             ..after
-        }),
+        })),
         Ok(_) => fail(Code::Changed, &"changed while it was being read"),
         Err(e) => fail(io_code(&e), &e),
     }

@@ -19,7 +19,7 @@ use deltasync_engine::{FileBasis, Limits, PatchError, apply_delta};
 use deltasync_wire::{Attrs, Code, Expect, FileStat, Message, Reply};
 
 use super::attrs::apply_to_file;
-use super::jobs::{error, open_basis, partial_name};
+use super::jobs::{open_basis, partial_name};
 use super::root::Root;
 use crate::link::ChunkReader;
 use crate::path::RelPath;
@@ -61,7 +61,7 @@ pub fn patch(root: &Root, job: PatchJob, feed: PatchFeed) -> Message {
             id: job.id,
             rep: Reply::Done,
         },
-        Err(reply) => reply,
+        Err(rep) => Message::Reply { id: job.id, rep },
     }
 }
 
@@ -80,9 +80,9 @@ impl Drop for Partial<'_> {
     }
 }
 
-fn try_patch(root: &Root, job: &PatchJob, feed: PatchFeed) -> Result<(), Message> {
+fn try_patch(root: &Root, job: &PatchJob, feed: PatchFeed) -> Result<(), Reply> {
     let p = &job.path;
-    let fail = |c, e: &dyn std::fmt::Display| error(job.id, c, p, e);
+    let fail = |c, e: &dyn std::fmt::Display| Reply::error(c, p.as_bytes(), e);
     root.check_writable().map_err(|e| fail(Code::Refused, &e))?;
     let work = root
         .work_dir("partial")

@@ -9,11 +9,12 @@
 //!
 //! Both sides may be local or remote; a local side is a child `serve`.
 
+mod listing;
 pub mod plan;
 
 use std::time::{Duration, Instant};
 
-use deltasync_wire::{Code, Entry, EntryKind, Expect, ListWants, Reply, Request};
+use deltasync_wire::{Code, EntryKind, Expect, ListWants};
 
 use crate::client::{self, Agent, AgentSpec, ConnectOptions};
 use crate::error::DriverError;
@@ -233,7 +234,8 @@ fn run(
         &job.connect,
         true,
     )?);
-    let src_entries = list(&agents[0], &from, &o.excludes, wants(o), reporter)?;
+    let src_entries = listing::list("source", &agents[0], &from, &o.excludes, wants(o), reporter)?
+        .count_unlisted(summary);
     let single_file = !from.is_root()
         && src_entries
             .first()
@@ -274,7 +276,9 @@ fn run(
     }
     agents.push(client::open(&job.dst, &dst_spec, &job.connect, false)?);
     let dst = &agents[1];
-    let mut dst_entries = list_or_empty(dst, &to, &o.excludes, wants(o), reporter)?;
+    let mut dst_entries =
+        listing::list_or_empty("destination", dst, &to, &o.excludes, wants(o), reporter)?
+            .count_unlisted(summary);
     if single_file
         && !job.dst.trailing_slash()
         && dst_entries
@@ -282,7 +286,9 @@ fn run(
             .is_some_and(|e| e.kind == EntryKind::Dir)
     {
         to = to.join(from.file_name());
-        dst_entries = list_or_empty(dst, &to, &o.excludes, wants(o), reporter)?;
+        dst_entries =
+            listing::list_or_empty("destination", dst, &to, &o.excludes, wants(o), reporter)?
+                .count_unlisted(summary);
     }
 
     let direction = if job.dst_is_remote() { '<' } else { '>' };
@@ -401,90 +407,4 @@ fn wants(o: &CopyOptions) -> ListWants {
         xattrs: o.plan.xattrs,
         acls: o.plan.xattrs,
     }
-}
-
-/// Lists `under` on `agent`: all entries, in walk order. What the listing
-/// had to leave out is reported as warnings.
-pub fn list(
-    agent: &Agent,
-    under: &RelPath,
-    filters: &[String],
-    wants: ListWants,
-    reporter: &mut dyn Reporter,
-) -> Result<Vec<Entry>, DriverError> {
-    match try_list(agent, under, filters, wants, reporter)? {
-        Ok(entries) => Ok(entries),
-        Err((_, path, message)) => Err(DriverError::Startup(format!(
-            "{}: {}: {message}",
-            agent.description_short(),
-            path
-        ))),
-    }
-}
-
-/// Like [`list`], but a missing `under` (or root) is an empty listing.
-fn list_or_empty(
-    agent: &Agent,
-    under: &RelPath,
-    filters: &[String],
-    wants: ListWants,
-    reporter: &mut dyn Reporter,
-) -> Result<Vec<Entry>, DriverError> {
-    match try_list(agent, under, filters, wants, reporter)? {
-        Ok(entries) => Ok(entries),
-        Err((Code::Vanished, _, _)) => Ok(Vec::new()),
-        Err((_, path, message)) => Err(DriverError::Startup(format!(
-            "{}: {}: {message}",
-            agent.description_short(),
-            path
-        ))),
-    }
-}
-
-type ListFailure = (Code, String, String);
-
-fn try_list(
-    agent: &Agent,
-    under: &RelPath,
-    filters: &[String],
-    wants: ListWants,
-    reporter: &mut dyn Reporter,
-) -> Result<Result<Vec<Entry>, ListFailure>, DriverError> {
-    let mut entries = Vec::new();
-    let replies = agent.stream(Request::List {
-        under: under.as_bytes().to_vec(),
-        filters: filters.to_vec(),
-        wants,
-        if_digest: None,
-    })?;
-    for rep in replies {
-        match rep? {
-            Reply::Entry(entry) => entries.push(entry),
-            Reply::Notice { path, message, .. } => reporter.event(Event::Warning(&format!(
-                "{}: {}",
-                String::from_utf8_lossy(&path),
-                message
-            ))),
-            Reply::ListEnd { .. } | Reply::ListSame { .. } => return Ok(Ok(entries)),
-            Reply::Error {
-                code,
-                path,
-                message,
-            } => {
-                return Ok(Err((
-                    code,
-                    String::from_utf8_lossy(&path).into_owned(),
-                    message,
-                )));
-            }
-            other => {
-                return Err(DriverError::Wire(deltasync_wire::WireError::Violation(
-                    format!("unexpected reply to a listing: {other:?}"),
-                )));
-            }
-        }
-    }
-    Err(DriverError::Wire(deltasync_wire::WireError::Truncated {
-        what: "listing",
-    }))
 }

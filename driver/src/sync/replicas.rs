@@ -143,7 +143,7 @@ pub(super) fn list(
         match rep? {
             Reply::Entry(entry) => {
                 if let Ok(p) = RelPath::parse(&entry.path) {
-                    out.entries.insert(p, entry);
+                    out.entries.insert(p, *entry);
                 }
             }
             Reply::Notice {
@@ -282,7 +282,7 @@ pub(super) fn hash(
         for ((p, tries), rep) in batch.into_iter().zip(replies) {
             match rep {
                 Some(Reply::Entry(entry)) => {
-                    listing.insert(p, entry);
+                    listing.insert(p, *entry);
                 }
                 Some(Reply::Error {
                     code: Code::Changed,

@@ -514,7 +514,7 @@ fn get_reply(k: u8, d: &mut Dec<'_>) -> Result<Reply, WireError> {
         }
         DONE => Reply::Done,
         VALUE => Reply::Value(d.string(MAX_TEXT)?),
-        ENTRY => Reply::Entry(get_entry(d)?),
+        ENTRY => Reply::Entry(Box::new(get_entry(d)?)),
         LIST_END => Reply::ListEnd {
             count: d.varint()?,
             digest: d.hash()?,

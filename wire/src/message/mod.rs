@@ -238,7 +238,7 @@ pub enum Reply {
     /// A short text answer. Terminal.
     Value(String),
     /// One entry of a listing, or a hashed file (terminal for `Hash`).
-    Entry(Entry),
+    Entry(Box<Entry>),
     /// Something a listing left out, and why (a folder it cannot read, a
     /// special file, a path too long for the wire). Not terminal.
     Notice {

@@ -210,7 +210,7 @@ fn samples() -> Vec<Message> {
         ),
         reply(1, Reply::Done),
         reply(1, Reply::Value("abc".into())),
-        reply(2, Reply::Entry(entry())),
+        reply(2, Reply::Entry(Box::new(entry()))),
         reply(
             2,
             Reply::ListEnd {
@@ -291,13 +291,13 @@ fn hostile_fields_are_refused() {
     // Nanoseconds past one second.
     let (k, mut p) = Message::Reply {
         id: 1,
-        rep: Reply::Entry(Entry::new(
+        rep: Reply::Entry(Box::new(Entry::new(
             b"f",
             EntryKind::File,
             1,
             Mtime::new(0, 0),
             0o644,
-        )),
+        ))),
     }
     .encode();
     // path(2) kind(1) size(1) secs(1) nanos(1): patch the nanos varint.
