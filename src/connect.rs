@@ -11,13 +11,7 @@ use deltasync_driver::wire::bwlimit::BwLimit;
 use crate::cli::{SshArgs, TransferArgs};
 
 pub fn connect_options(ssh: &SshArgs, transfer: &TransferArgs) -> Result<ConnectOptions> {
-    let bwlimit = match &transfer.bwlimit {
-        Some(text) => {
-            BwLimit::parse(text).map_err(|e| DriverError::Usage(format!("--bwlimit: {e}")))?
-        }
-
-        None => BwLimit::off(),
-    };
+    let bwlimit = check(ssh, transfer)?;
     let compress = if transfer.no_compress {
         Some(false)
     } else if transfer.compress {
@@ -25,13 +19,6 @@ pub fn connect_options(ssh: &SshArgs, transfer: &TransferArgs) -> Result<Connect
     } else {
         None
     };
-    if !(1..=19).contains(&transfer.compress_level) {
-        let why = format!(
-            "--compress-level must be between 1 and 19, not {}",
-            transfer.compress_level
-        );
-        return Err(DriverError::Usage(why).into());
-    }
     Ok(ConnectOptions {
         rsh: ssh.rsh.clone(),
         identity: ssh.identity.clone(),
@@ -47,6 +34,27 @@ pub fn connect_options(ssh: &SshArgs, transfer: &TransferArgs) -> Result<Connect
         ssh_config: ssh.ssh_config.clone(),
         ..ConnectOptions::default()
     })
+}
+
+/// Checks the values that need no I/O; returns the rate limit.
+pub fn check(ssh: &SshArgs, transfer: &TransferArgs) -> Result<BwLimit, DriverError> {
+    if let Some(bin) = &ssh.remote_bin {
+        shell_words::split(bin)
+            .map_err(|e| DriverError::Usage(format!("--remote-bin {bin:?}: {e}")))?;
+    }
+    if !(1..=19).contains(&transfer.compress_level) {
+        let why = format!(
+            "--compress-level must be between 1 and 19, not {}",
+            transfer.compress_level
+        );
+        return Err(DriverError::Usage(why));
+    }
+    match &transfer.bwlimit {
+        Some(text) => {
+            BwLimit::parse(text).map_err(|e| DriverError::Usage(format!("--bwlimit: {e}")))
+        }
+        None => Ok(BwLimit::off()),
+    }
 }
 
 /// `--password-cmd` (its first line of output) or `DELTASYNC_SSH_PASSWORD`.

@@ -12,7 +12,7 @@ use crate::cli::CopyArgs;
 use crate::console::{Console, group, out};
 
 pub fn copy(args: &CopyArgs) -> Result<()> {
-    let excludes = read_excludes(&args.exclude, &args.exclude_from)?;
+    let excludes = read_filters(&args.include, &args.exclude, &args.exclude_from)?;
     let job = CopyJob {
         src: Location::parse(&args.src).map_err(anyhow::Error::msg)?,
         dst: Location::parse(&args.dst).map_err(anyhow::Error::msg)?,
@@ -46,9 +46,17 @@ pub fn keeps_owner(a: &crate::cli::AttrArgs, archive: bool) -> bool {
     !a.no_owner && (a.owner || a.group || (archive && deltasync_driver::running_as_root()))
 }
 
-/// `--exclude` patterns plus those of each `--exclude-from` file (one per
-/// line; blank lines and `#` comments skipped).
-pub fn read_excludes(patterns: &[String], files: &[std::path::PathBuf]) -> Result<Vec<String>> {
+/// The agent's filter list (gitignore syntax, where the last match wins):
+/// `--exclude` patterns, those of each `--exclude-from` file (one per line;
+/// blank lines and `#` comments skipped), then each `--include` as a
+/// negation. So an include wins over every exclude, which is rsync's
+/// first-match rule with the includes given first (`--include 'keep/**'
+/// --exclude '*'`).
+pub fn read_filters(
+    includes: &[String],
+    patterns: &[String],
+    files: &[std::path::PathBuf],
+) -> Result<Vec<String>> {
     let mut excludes = patterns.to_vec();
     for file in files {
         let text = std::fs::read_to_string(file)
@@ -60,6 +68,7 @@ pub fn read_excludes(patterns: &[String], files: &[std::path::PathBuf]) -> Resul
                 .map(String::from),
         );
     }
+    excludes.extend(includes.iter().map(|i| format!("!{i}")));
     Ok(excludes)
 }
 

@@ -35,6 +35,10 @@ pub const EXIT_LOCKED: i32 = 50;
 pub const EXIT_SAFETY: i32 = 51;
 /// Ours: `--max-time` was reached; the next run resumes.
 pub const EXIT_TIME_BUDGET: i32 = 52;
+/// Ours: a pre hook failed, so the sync was skipped.
+pub const EXIT_HOOK: i32 = 53;
+/// Ours: a side would not keep `--min-free-space`; nothing changed.
+pub const EXIT_NO_SPACE: i32 = 54;
 
 /// Something the driver could not do.
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +103,9 @@ pub enum DriverError {
     /// A safety stop fired before any change.
     #[error("safety stop, nothing changed: {0}")]
     SafetyStop(String),
+    /// A side would not keep its `--min-free-space`.
+    #[error("not enough free space, nothing changed: {0}")]
+    NoSpace(String),
     /// `--max-time` was reached.
     #[error(
         "time budget reached after {secs} s; finished changes are recorded, the next run resumes"
@@ -153,6 +160,7 @@ impl DriverError {
             DriverError::Ssh(_) => EXIT_CONNECTION,
             DriverError::LockHeld(_) => EXIT_LOCKED,
             DriverError::SafetyStop(_) => EXIT_SAFETY,
+            DriverError::NoSpace(_) => EXIT_NO_SPACE,
             DriverError::TimeBudget { .. } => EXIT_TIME_BUDGET,
             DriverError::State(_) => EXIT_FILE_IO,
             DriverError::Partial { failed: 0, .. } => EXIT_VANISHED,

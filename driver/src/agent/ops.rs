@@ -120,6 +120,10 @@ pub(super) fn handle(root: &Root, req: &Request) -> Reply {
             Err(e) => Reply::error(io_code(&e), b"", e),
         }),
         Request::Unlock => Ok(done_or(&root_path, root.unlock())),
+        Request::Space => Ok(match root.space() {
+            Ok((avail, total)) => Reply::Value(format!("{avail} {total}")),
+            Err(e) => Reply::error(io_code(&e), b"", e),
+        }),
         Request::Pair { pair, set } => Ok(match root.pair_note(pair, set.as_deref()) {
             Ok(old) => Reply::Value(old),
             Err(e) => Reply::error(io_code(&e), b"", e),

@@ -485,6 +485,16 @@ impl Root {
         Ok(old)
     }
 
+    /// The root's file system: bytes an unprivileged writer may still use,
+    /// and its whole size.
+    pub fn space(&self) -> io::Result<(u64, u64)> {
+        let s = rustix::fs::fstatvfs(&self.dir)?;
+        Ok((
+            s.f_bavail.saturating_mul(s.f_frsize),
+            s.f_blocks.saturating_mul(s.f_frsize),
+        ))
+    }
+
     /// Removes entries stashed in `deleted/` and `conflicts/` more than
     /// `days` days ago (by their ctime, which the stashing rename set), and
     /// partial files not written to for that long (by their mtime): a

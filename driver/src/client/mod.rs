@@ -162,10 +162,17 @@ fn serve_command_local(exe: &Path, spec: &AgentSpec) -> Command {
 /// The remote command line, quoted for the remote shell. `bin` may start
 /// with `$HOME/`, which is left for the shell to expand.
 fn serve_command_remote(bin: &str, spec: &AgentSpec) -> String {
-    let bin = match bin.strip_prefix("$HOME/") {
-        Some(rest) => format!("\"$HOME\"/{}", shell_words::quote(rest)),
-        None => shell_words::quote(bin).into_owned(),
-    };
+    // `--remote-bin` takes words: "sudo -n deltasync" runs deltasync
+    // through sudo (osync's SUDO_EXEC). Each word is quoted again.
+    let words = shell_words::split(bin).unwrap_or_else(|_| vec![bin.to_string()]);
+    let bin = words
+        .iter()
+        .map(|w| match w.strip_prefix("$HOME/") {
+            Some(rest) => format!("\"$HOME\"/{}", shell_words::quote(rest)),
+            None => shell_words::quote(w).into_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
     let root = if spec.root.is_empty() {
         "."
     } else {
@@ -340,12 +347,8 @@ fn local_uname() -> String {
     format!("{os} {arch}")
 }
 
-fn open_ssh(
-    r: &Remote,
-    spec: &AgentSpec,
-    options: &ConnectOptions,
-    bounded_incoming: bool,
-) -> Result<Agent, DriverError> {
+/// The SSH settings for `r`: our options over its `~/.ssh/config` entry.
+fn ssh_options(r: &Remote, options: &ConnectOptions) -> ssh::SshOptions {
     let home = std::env::var_os("HOME")
         .map(PathBuf::from)
         .unwrap_or_default();
@@ -360,7 +363,7 @@ fn open_ssh(
         .or(cfg.user.clone())
         .or_else(|| std::env::var("USER").ok())
         .unwrap_or_else(|| "root".into());
-    let ssh_options = ssh::SshOptions {
+    ssh::SshOptions {
         host: cfg.hostname.clone().unwrap_or_else(|| r.host.clone()),
         port: r.port.or(cfg.port).unwrap_or(22),
         user,
@@ -374,7 +377,37 @@ fn open_ssh(
         password: options.password.clone(),
         connect_timeout: options.connect_timeout,
         io_timeout: options.timeout,
-    };
+    }
+}
+
+/// Runs a shell command on `r` (a remote hook), by the same way in as an
+/// agent (`-e` or the built-in SSH): its exit status and its output.
+pub fn run_remote(
+    r: &Remote,
+    options: &ConnectOptions,
+    command: &str,
+) -> Result<(i32, Vec<u8>), DriverError> {
+    match &options.rsh {
+        Some(rsh) => {
+            let mut cmd = transport::rsh_command(rsh, r.user.as_deref(), &r.host, r.port, command)
+                .map_err(|e| DriverError::Usage(e.to_string()))?;
+            let out = cmd
+                .stdin(std::process::Stdio::null())
+                .output()
+                .map_err(|e| DriverError::Startup(format!("{rsh}: {e}")))?;
+            Ok((out.status.code().unwrap_or(-1), out.stdout))
+        }
+        None => Ok(ssh::connect(&ssh_options(r, options))?.run(command)?),
+    }
+}
+
+fn open_ssh(
+    r: &Remote,
+    spec: &AgentSpec,
+    options: &ConnectOptions,
+    bounded_incoming: bool,
+) -> Result<Agent, DriverError> {
+    let ssh_options = ssh_options(r, options);
     let session = ssh::connect(&ssh_options)?;
     if let Some(bin) = &options.remote_bin {
         let t = session.exec(&serve_command_remote(bin, spec))?;
@@ -488,6 +521,10 @@ mod tests {
         assert_eq!(
             serve_command_remote("$HOME/.cache/deltasync/1/deltasync", &spec),
             "\"$HOME\"/.cache/deltasync/1/deltasync serve --root . --mkdir"
+        );
+        assert_eq!(
+            serve_command_remote("sudo -n '/opt/my tools/deltasync'", &spec),
+            "sudo -n '/opt/my tools/deltasync' serve --root . --mkdir"
         );
     }
 }

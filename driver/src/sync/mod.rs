@@ -24,6 +24,7 @@ mod pair;
 pub mod plan;
 mod replicas;
 mod run;
+pub mod space;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -72,6 +73,8 @@ pub struct RunOptions {
     /// For tests: stop committing state after this many commits, as if
     /// the process were killed between applying changes and recording them.
     pub commit_limit: Option<usize>,
+    /// Stop (exit 54) unless each side keeps this much free after writing.
+    pub min_free: Option<space::MinFree>,
 }
 
 impl Default for RunOptions {
@@ -91,6 +94,7 @@ impl Default for RunOptions {
             window: 1024,
             sparse: false,
             commit_limit: None,
+            min_free: None,
         }
     }
 }

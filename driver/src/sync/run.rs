@@ -21,7 +21,7 @@ use deltasync_wire::{Entry, EntryKind, ListWants, Request};
 use super::pair::{pair_id, root_text, state_path};
 use super::plan::{self, Side};
 use super::replicas::{self, Listing, side_name};
-use super::{RunOptions, SyncJob, SyncSummary, apply};
+use super::{RunOptions, SyncJob, SyncSummary, apply, space};
 use crate::client::{self, Agent, AgentSpec};
 use crate::copy::{Event, Reporter};
 use crate::error::DriverError;
@@ -111,6 +111,9 @@ fn run(
             });
         }
         return Ok(());
+    }
+    if let Some(min) = o.min_free {
+        space::check(&pl, sides, min)?;
     }
     let Some(db) = pair.db.as_mut() else {
         return Ok(());

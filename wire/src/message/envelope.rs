@@ -29,6 +29,7 @@ mod kind {
     pub const UNLOCK: u8 = 0x66;
     pub const PURGE: u8 = 0x67;
     pub const PAIR: u8 = 0x68;
+    pub const SPACE: u8 = 0x69;
     // Replies.
     pub const ERROR: u8 = 0x02;
     pub const ENTRY: u8 = 0x11;
@@ -75,6 +76,7 @@ fn kind_name(k: u8) -> Option<&'static str> {
         UNLOCK => "Unlock",
         PURGE => "Purge",
         PAIR => "Pair",
+        SPACE => "Space",
         ERROR => "Error",
         ENTRY => "Entry",
         LIST_END => "ListEnd",
@@ -234,6 +236,7 @@ fn put_request(e: &mut Enc, r: &Request) -> u8 {
             kind::LOCK
         }
         Request::Unlock => kind::UNLOCK,
+        Request::Space => kind::SPACE,
         Request::Purge { days } => {
             e.varint(u64::from(*days));
             kind::PURGE
@@ -365,7 +368,7 @@ pub(super) fn decode(k: u8, payload: &[u8]) -> Result<Message, WireError> {
         BYE => Message::Bye,
         CANCEL => Message::Cancel { id: d.varint()? },
         LIST | SIGNATURE | DELTA | PATCH | MKDIR | SYMLINK | SET_ATTR | REMOVE | LINK
-        | REPLICA_ID | HASH | STASH | RENAME | LOCK | UNLOCK | PURGE | PAIR => {
+        | REPLICA_ID | HASH | STASH | RENAME | LOCK | UNLOCK | PURGE | PAIR | SPACE => {
             let id = d.varint()?;
             Message::Call {
                 id,
@@ -479,6 +482,7 @@ fn get_request(k: u8, d: &mut Dec<'_>) -> Result<Request, WireError> {
             force: d.bool()?,
         },
         UNLOCK => Request::Unlock,
+        SPACE => Request::Space,
         PURGE => Request::Purge { days: d.u32()? },
         _ => Request::Pair {
             pair: d.string(MAX_TEXT)?,

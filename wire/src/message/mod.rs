@@ -201,6 +201,9 @@ pub enum Request {
     Purge { days: u32 },
     /// Read (with `set`, replace) this replica's note about sync pair `pair`: `Value`.
     Pair { pair: String, set: Option<String> },
+    /// The root's file system space: `Value` with "AVAIL TOTAL" in bytes
+    /// (what an unprivileged writer may use, and the whole).
+    Space,
 }
 
 /// More input for an open request, client to agent.

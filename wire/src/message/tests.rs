@@ -174,6 +174,7 @@ fn samples() -> Vec<Message> {
         ),
         call(15, Request::Unlock),
         call(16, Request::Purge { days: 30 }),
+        call(19, Request::Space),
         call(
             17,
             Request::Pair {

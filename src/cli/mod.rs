@@ -5,6 +5,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod unattended;
+
+pub use unattended::*;
+
 /// deltasync keeps folders in step across slow links.
 ///
 /// `sync` keeps two folders the same, both ways, with a state database,
@@ -21,7 +25,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     Exit codes: 0 ok, 1 usage, 2 protocol mismatch, 5 cannot start or log in,\n\
     10 connection I/O, 11 file I/O, 12 bad data, 23 partial, 24 vanished,\n\
     30 timeout, 50 lock held, 51 safety stop (nothing changed),\n\
-    52 time budget reached (the next run resumes).")]
+    52 time budget reached (the next run resumes), 53 a pre hook failed\n\
+    (nothing synced), 54 not enough free space (nothing changed).")]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -64,6 +69,22 @@ pub enum Command {
     Sync(Box<SyncArgs>),
     /// Forget the state of the pair A B: the next sync is a first sync (a union).
     Reset(ResetArgs),
+    /// Sync the pairs a config file names, unattended: hooks, alerts, retries.
+    ///
+    /// Each [pairs.NAME] section of the config file holds `a`, `b` and any
+    /// of sync's long options, spelled the same (`bwlimit = "2M"`,
+    /// `exclude = ["*.tmp"]`); [defaults] holds options for every pair.
+    /// The environment overrides the file (DELTASYNC_ plus the option in
+    /// upper case, `_` for `-`: DELTASYNC_MAX_DELETE=10) and the command
+    /// line overrides both. Pairs run in order; a failed one is retried at
+    /// the end (--retries); the exit code is the worst pair's.
+    Run(Box<RunArgs>),
+    /// Check the config file, or show a pair's resolved options.
+    Config(ConfigArgs),
+    /// Print a completion script: deltasync completions bash > /etc/bash_completion.d/deltasync
+    Completions(CompletionsArgs),
+    /// Print the man page (roff): deltasync man > deltasync.1
+    Man,
     /// Serve a replica on stdin/stdout: the far end of copy and sync.
     ///
     /// Never reads, writes or deletes outside DIR. For an SSH key that may
@@ -304,6 +325,10 @@ pub struct CopyArgs {
     /// Skip paths matching PATTERN (gitignore syntax; repeatable).
     #[arg(long, value_name = "PATTERN")]
     pub exclude: Vec<String>,
+    /// Keep paths matching PATTERN even if an --exclude matches: as rsync's
+    /// first-match rule with every --include given first.
+    #[arg(long, value_name = "PATTERN")]
+    pub include: Vec<String>,
     /// Read exclude patterns from FILE, one per line.
     #[arg(long, value_name = "FILE")]
     pub exclude_from: Vec<PathBuf>,
@@ -323,117 +348,6 @@ pub struct CopyArgs {
     pub src: String,
     /// Destination, in the same forms.
     pub dst: String,
-}
-
-/// `--conflict`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum ConflictArg {
-    /// The newer mtime wins (ties: --prefer); the loser goes to conflicts/.
-    Newest,
-    /// Keep both: the loser is renamed beside the winner, on both sides.
-    KeepBoth,
-    /// A always wins; B's version goes to conflicts/.
-    PreferA,
-    /// B always wins; A's version goes to conflicts/.
-    PreferB,
-    /// Leave both as they are and report it (exit 23).
-    Skip,
-}
-
-/// `a` or `b`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum SideArg {
-    /// The first replica.
-    A,
-    /// The second replica.
-    B,
-}
-
-/// `--empty-dirs`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum EmptyDirsArg {
-    /// Leave directories that become empty.
-    Keep,
-    /// Remove directories this run leaves empty on both sides.
-    Remove,
-}
-
-/// `deltasync sync`.
-#[derive(Debug, Args)]
-pub struct SyncArgs {
-    /// Show what would be done; change nothing.
-    #[arg(short = 'n', long)]
-    pub dry_run: bool,
-    /// How conflicts are settled.
-    #[arg(long, value_enum, default_value_t = ConflictArg::Newest)]
-    pub conflict: ConflictArg,
-    /// Which side wins a tie on mtime.
-    #[arg(long, value_enum, default_value_t = SideArg::A)]
-    pub prefer: SideArg,
-    /// Deletions do not reach these sides: a, b or a,b.
-    #[arg(long, value_name = "SIDES", value_delimiter = ',')]
-    pub skip_deletion: Vec<SideArg>,
-    /// Delete for real instead of moving into .deltasync/deleted/.
-    #[arg(long)]
-    pub no_soft_delete: bool,
-    /// What to do with directories this run leaves empty.
-    #[arg(long, value_enum, default_value_t = EmptyDirsArg::Keep)]
-    pub empty_dirs: EmptyDirsArg,
-    /// Leave dotfiles alone on both sides.
-    #[arg(long)]
-    pub ignore_hidden: bool,
-    /// Skip paths matching PATTERN (gitignore syntax; repeatable). Excluded paths are never deleted.
-    #[arg(long, value_name = "PATTERN")]
-    pub exclude: Vec<String>,
-    /// Read exclude patterns from FILE, one per line.
-    #[arg(long, value_name = "FILE")]
-    pub exclude_from: Vec<PathBuf>,
-    /// Compare contents by BLAKE3 for every file, not only those whose size or mtime moved.
-    #[arg(short = 'c', long)]
-    pub checksum: bool,
-    /// Safety stop if a side would lose more than PCT percent of its files.
-    #[arg(long, value_name = "PCT", default_value_t = 50)]
-    pub max_delete: u32,
-    /// Override the --max-delete stop (only that one).
-    #[arg(long)]
-    pub force: bool,
-    /// Allow syncing a replica that was emptied (only that stop).
-    #[arg(long)]
-    pub allow_empty: bool,
-    /// Take the replicas' locks even if another run seems to hold them.
-    #[arg(long)]
-    pub force_unlock: bool,
-    /// Stop cleanly after this long (e.g. 90s, 30m, 2h); exit 52, the next run resumes.
-    #[arg(long, value_name = "DURATION")]
-    pub max_time: Option<String>,
-    /// Purge .deltasync/deleted and conflicts entries older than N days (0: keep forever).
-    #[arg(long, value_name = "N", default_value_t = 30)]
-    pub retention_days: u32,
-    /// Keep the state database here instead of A/.deltasync/state/.
-    #[arg(long, value_name = "DIR")]
-    pub state_dir: Option<PathBuf>,
-    /// Accepted for habit: sync prints each change unless -q is given.
-    #[arg(short = 'v', long)]
-    pub verbose: bool,
-    /// Print only errors and warnings.
-    #[arg(short = 'q', long)]
-    pub quiet: bool,
-    /// Show progress.
-    #[arg(long)]
-    pub progress: bool,
-    /// Print one JSON summary object on stdout.
-    #[arg(long)]
-    pub json: bool,
-    #[command(flatten)]
-    pub attrs: AttrArgs,
-    #[command(flatten)]
-    pub transfer: TransferArgs,
-    #[command(flatten)]
-    pub ssh: SshArgs,
-    /// Replica A: a local path or [user@]host:path or ssh://[user@]host[:port]/path.
-    pub a: String,
-    /// Replica B, in the same forms.
-    pub b: String,
 }
 
 /// `deltasync reset`.
