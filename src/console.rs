@@ -2,7 +2,7 @@
 //! progress bar, warnings on stderr, the bar itself, and rsync's number
 //! format.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -47,6 +47,11 @@ pub struct Console {
     bar: Option<ProgressBar>,
     /// Bytes of the current file already counted on the bar.
     done_of_file: u64,
+    /// `--keep-logging`: a progress line this often, and when the last was.
+    keep_logging: Option<(std::time::Duration, std::time::Instant)>,
+    /// Bytes through so far, and planned, for those lines.
+    done: u64,
+    total: u64,
 }
 
 impl Console {
@@ -55,13 +60,24 @@ impl Console {
         Console {
             quiet,
             json,
-            bar: (progress && !json && !quiet).then(ProgressBar::hidden),
+            // Bars only for a person watching: stdout and stderr are terminals.
+            bar: (progress && !json && !quiet && std::io::stdout().is_terminal())
+                .then(ProgressBar::hidden),
             done_of_file: 0,
+            keep_logging: None,
+            done: 0,
+            total: 0,
         }
+    }
+
+    /// Logs a progress line every `every` during long work.
+    pub fn keep_logging(&mut self, every: std::time::Duration) {
+        self.keep_logging = Some((every, std::time::Instant::now()));
     }
 
     /// A line on stdout (unless quiet or JSON).
     pub fn say(&self, line: &str) {
+        tracing::info!("{line}");
         if self.json || self.quiet {
             return;
         }
@@ -74,6 +90,7 @@ impl Console {
 
     /// A warning on stderr, always.
     pub fn warn(&self, w: &str) {
+        tracing::warn!("{w}");
         match self.bar.as_ref().filter(|b| !b.is_hidden()) {
             Some(b) => b.println(format!("deltasync: {w}")),
             None => eprintln!("deltasync: {w}"),
@@ -81,7 +98,12 @@ impl Console {
     }
 
     /// The plan is known: show the bar for `bytes` in `transfers` files.
-    pub fn planned(&self, transfers: usize, bytes: u64) {
+    pub fn planned(&mut self, transfers: usize, bytes: u64) {
+        self.total = bytes;
+        tracing::info!(
+            "planned: {transfers} file(s) to send, {} bytes",
+            group(bytes)
+        );
         if let Some(b) = &self.bar {
             b.set_draw_target(ProgressDrawTarget::stderr());
             b.set_length(bytes);
@@ -97,9 +119,25 @@ impl Console {
 
     /// `done` of `total` bytes of the file `name` are through.
     pub fn progress(&mut self, name: &str, done: u64, total: u64) {
+        let step = done.saturating_sub(self.done_of_file).min(total);
+        self.done = self.done.saturating_add(step);
+        self.done_of_file = done;
+        if let Some((every, last)) = &mut self.keep_logging {
+            if last.elapsed() >= *every {
+                *last = std::time::Instant::now();
+                let line = format!(
+                    "progress: {} of {} bytes; now {name}",
+                    group(self.done),
+                    group(self.total)
+                );
+                tracing::info!("{line}");
+                if self.bar.is_none() && !self.quiet && !self.json {
+                    eprintln!("deltasync: {line}");
+                }
+            }
+        }
         if let Some(b) = &self.bar {
-            b.inc(done.saturating_sub(self.done_of_file).min(total));
-            self.done_of_file = done;
+            b.inc(step);
             let pct = (done * 100).checked_div(total).unwrap_or(100).min(100);
             b.set_message(format!("{name}  {pct}%"));
         }

@@ -14,6 +14,7 @@ mod connect;
 mod console;
 mod copy;
 mod hooks;
+mod logs;
 mod pair;
 mod rdiff;
 mod run;

@@ -62,7 +62,36 @@ impl PairDone {
 }
 
 /// Runs `spec` once; `budget` caps its `--max-time` (a batch's remainder).
+/// With `--log-file`, everything the run prints goes there too.
 pub fn run_pair(spec: &PairSpec, out: &mut Output, budget: Option<Duration>) -> PairDone {
+    let u = &spec.opts.unattended;
+    if let Some(every) = u.keep_logging.as_deref() {
+        if let Ok(d) = crate::sync::duration("--keep-logging", every) {
+            out.console.keep_logging(d);
+        }
+    }
+    let mut logged = || {
+        let name = if spec.name.is_empty() {
+            "-"
+        } else {
+            &spec.name
+        };
+        tracing::info!("pair {name}: start, {} <-> {}", spec.a, spec.b);
+        let done = attempt(spec, out, budget);
+        let line = crate::sync::one_line(&done.summary, done.error.as_deref());
+        match done.code {
+            0 => tracing::info!("pair {name}: {line}"),
+            code => tracing::error!("pair {name}: exit {code}: {line}"),
+        }
+        done
+    };
+    match crate::logs::dispatch(u) {
+        Some(d) => tracing::dispatcher::with_default(&d, logged),
+        None => logged(),
+    }
+}
+
+fn attempt(spec: &PairSpec, out: &mut Output, budget: Option<Duration>) -> PairDone {
     let mut job = match crate::sync::job(&spec.opts, &spec.a, &spec.b) {
         Ok(job) => job,
         Err(e) => return PairDone::failed(e),

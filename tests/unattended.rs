@@ -400,3 +400,83 @@ fn completions_and_the_man_page_are_generated() {
     assert!(man.starts_with(".ie") || man.contains(".TH"), "{man}");
     assert!(man.contains("run"), "{man}");
 }
+
+#[test]
+fn a_log_file_gets_timed_lines_as_text_or_json_and_progress_on_long_runs() {
+    let s = Setup::new(
+        r#"
+[pairs.p]
+a = "@/a"
+b = "@/b"
+log-file = "@/logs/p.log"
+keep-logging = "1s"
+bwlimit = "1M"
+"#,
+    );
+    write(&s.path().join("a"), "big", &random_bytes(3, 3 << 20));
+    let out = s.run(&["run", "p"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let log = fs::read_to_string(s.path().join("logs/p.log")).unwrap();
+    let first = log.lines().next().unwrap_or("");
+    assert!(
+        first.starts_with("20") && first.contains("T"),
+        "a time first: {log}"
+    );
+    assert!(log.contains("pair p: start"), "{log}");
+    assert!(log.contains("a->b create   big"), "{log}");
+    assert!(
+        log.contains("progress: "),
+        "a progress line each second: {log}"
+    );
+    assert!(log.contains("pair p: ok"), "{log}");
+    write(&s.path().join("a"), "small", b"s");
+    let out = s.run(&["run", "p", "--log-format", "json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let log = fs::read_to_string(s.path().join("logs/p.log")).unwrap();
+    let json: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(json.len() >= 3, "{log}");
+    assert!(json.iter().all(|v| v["timestamp"].is_string()), "{log}");
+    assert!(
+        json.iter().any(|v| v["fields"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("create   small")),
+        "{log}"
+    );
+}
+
+#[test]
+fn an_include_wins_over_an_exclude_in_copy_sync_and_a_config() {
+    let s = Setup::new(
+        r#"
+[pairs.p]
+a = "@/src"
+b = "@/viaconfig"
+include = ["keep.log"]
+exclude = ["*.log"]
+"#,
+    );
+    let src = s.path().join("src");
+    for name in ["keep.log", "drop.log", "x.txt"] {
+        write(&src, name, b"x");
+    }
+    let want = ["keep.log", "x.txt"];
+    let out = s.run(&["run", "p"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(files(&s.path().join("viaconfig")), want);
+    let filters = ["--include", "keep.log", "--exclude", "*.log"];
+    let copied = s.path().join("copied");
+    ok(deltasync()
+        .arg("copy")
+        .args(filters)
+        .arg(src.join(""))
+        .arg(&copied));
+    assert_eq!(files(&copied), want);
+    let synced = s.path().join("synced");
+    ok(deltasync().arg("sync").args(filters).arg(&src).arg(&synced));
+    assert_eq!(files(&synced), want);
+}
