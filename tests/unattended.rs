@@ -20,7 +20,7 @@ struct Setup {
 impl Setup {
     fn new(config: &str) -> Setup {
         let s = Setup { dir: tmp() };
-        let text = config.replace("@", &s.path().display().to_string());
+        let text = config.replace("@/", &format!("{}/", s.path().display()));
         fs::write(s.config(), text).unwrap();
         s
     }
@@ -479,4 +479,55 @@ exclude = ["*.log"]
     let synced = s.path().join("synced");
     ok(deltasync().arg("sync").args(filters).arg(&src).arg(&synced));
     assert_eq!(files(&synced), want);
+}
+
+#[test]
+fn mail_to_sends_the_failure_and_the_recovery_with_sendmail() {
+    if Path::new("/usr/sbin/sendmail").exists() || Path::new("/usr/lib/sendmail").exists() {
+        eprintln!("skipped: a real sendmail is installed; this test uses a fake one on PATH");
+        return;
+    }
+    let s = Setup::new(
+        r#"
+[pairs.p]
+a = "@/a"
+b = "@/b"
+pre-cmd = "test ! -e @/broken"
+mail-to = "ops@example.invalid"
+"#,
+    );
+    let bin = s.path().join("bin");
+    fs::create_dir(&bin).unwrap();
+    let fake = bin.join("sendmail");
+    fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\necho \"args: $*\" >> {0}/mail.txt\ncat >> {0}/mail.txt\n",
+            s.path().display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&fake, fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    write(&s.path().join("a"), "f", b"1");
+    fs::write(s.path().join("broken"), b"").unwrap();
+    let run = |args: &[&str]| bounded(s.cmd(args).env("PATH", &path), Duration::from_secs(60));
+    assert_eq!(run(&["run", "p", "--retries", "0"]).status.code(), Some(53));
+    assert_eq!(run(&["run", "p", "--retries", "0"]).status.code(), Some(53));
+    fs::remove_file(s.path().join("broken")).unwrap();
+    assert!(run(&["run", "p"]).status.success());
+    let mail = fs::read_to_string(s.path().join("mail.txt")).unwrap();
+    assert_eq!(mail.matches("args: -t -i").count(), 2, "{mail}");
+    assert!(mail.contains("To: ops@example.invalid"), "{mail}");
+    assert!(mail.contains("Subject: deltasync: p is failing"), "{mail}");
+    assert!(
+        mail.contains("Subject: deltasync: p has recovered"),
+        "{mail}"
+    );
+    assert!(mail.contains("pre-cmd"), "the error is in the body: {mail}");
 }
