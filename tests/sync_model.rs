@@ -292,6 +292,8 @@ struct Edit {
     new: Option<Vec<u8>>,
     /// What the file held before the edit (the same on both sides).
     old: Vec<u8>,
+    /// Its contents and mode on `side` just before the edit.
+    before: (Vec<u8>, u32),
 }
 
 /// Makes `edits` (one side per path) after a killed run, on paths that were
@@ -310,6 +312,7 @@ fn edit_after_kill(w: &mut World, edits: &[Later]) -> Vec<Edit> {
             continue;
         };
         let side = e.side as usize;
+        let before = tree(&w.roots[side]).remove(rel).unwrap_or_default();
         let p = w.roots[side].join(rel);
         let new = if e.delete {
             fs::remove_file(&p).unwrap();
@@ -324,6 +327,7 @@ fn edit_after_kill(w: &mut World, edits: &[Later]) -> Vec<Edit> {
             side,
             new,
             old,
+            before,
         });
     }
     done
@@ -392,14 +396,14 @@ fn run_model(
                     ta.get(p)
                         .map(|(v, _)| String::from_utf8_lossy(v).into_owned())
                 ),
-                // The killed run wrote this file on the side the user then
-                // deleted it from, and never recorded it. The rerun cannot
+                // The killed run wrote this file (or its mode) on the side
+                // the user then deleted it from, and never recorded it. The rerun cannot
                 // tell "deleted after the copy" from "deleted the old file
                 // before the copy" (a real modify/delete conflict, where the
                 // change wins), so it keeps the other side's version rather
                 // than risk deleting a change never seen. It must come back
                 // unchanged.
-                None if start[e.side].get(p).map(|(c, _)| c) != Some(&e.old) => prop_assert!(
+                None if start[e.side].get(p) != Some(&e.before) => prop_assert!(
                     ta.get(p).is_none_or(|(v, _)| *v == e.old),
                     "{} deleted after the kill came back changed",
                     p
@@ -426,7 +430,8 @@ fn run_model(
         for (p, (v, _)) in start.iter().flatten() {
             // A version the user replaced or deleted after the kill (it was
             // then the same on both sides) is superseded by that edit.
-            let edited = edits.iter().any(|e| &e.path == p);
+            // (Under any name: the killed run may have moved it first.)
+            let edited = edits.iter().any(|e| &e.path == p || e.old == *v);
             if p.ends_with('/') || after.contains(v) || edited || superseded(v, &base, &start) {
                 continue;
             }

@@ -531,3 +531,35 @@ mail-to = "ops@example.invalid"
     );
     assert!(mail.contains("pre-cmd"), "the error is in the body: {mail}");
 }
+
+#[test]
+fn the_systemd_drop_in_lists_what_the_pair_writes() {
+    let s = Setup::new(
+        r#"
+[pairs.office]
+a = "@/share"
+b = "host:/srv/share"
+state-dir = "@/state"
+log-file = "@/logs/office.log"
+"#,
+    );
+    let out = s.run(&["config", "systemd", "office"]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    let p = s.path().display();
+    assert!(t.contains("[Service]\nExecStart=\nExecStart="), "{t}");
+    assert!(
+        t.contains(&format!("run --config {p}/config.toml office")),
+        "{t}"
+    );
+    for want in ["share", "state", "logs"] {
+        assert!(
+            t.contains(&format!("ReadWritePaths={p}/{want}\n")),
+            "{want}: {t}"
+        );
+    }
+    assert!(
+        !t.contains("/srv/share"),
+        "remote replicas need nothing here: {t}"
+    );
+}

@@ -239,6 +239,15 @@ pub enum ConfigAction {
         /// The pair.
         name: String,
     },
+    /// Print the systemd drop-in that lets deltasync@NAME.service write the
+    /// pair's local replicas, state and log (ReadWritePaths), and run this
+    /// config file: systemctl edit deltasync@NAME.service, and paste it.
+    Systemd {
+        #[command(flatten)]
+        config: ConfigFileArg,
+        /// The pair.
+        name: String,
+    },
 }
 
 /// `deltasync completions`.

@@ -118,6 +118,14 @@ fn run(
     let Some(db) = pair.db.as_mut() else {
         return Ok(());
     };
+    if !pl.changes.is_empty() {
+        // A stored digest says "a listing with this digest is what the
+        // state records". The first commit breaks that, and a run killed
+        // after it never reaches `finish`: forget them now, so the next
+        // run lists both sides in full instead of trusting the state.
+        db.clear_meta("digest_a")?;
+        db.clear_meta("digest_b")?;
+    }
     let changed =
         apply::apply(&pl, sides, db, summary, reporter, deadline, o).map_err(|e| match e {
             DriverError::TimeBudget { .. } => DriverError::TimeBudget {
