@@ -162,7 +162,13 @@ impl World {
     }
 
     fn sync(&self, commit_limit: Option<usize>) -> (sync::SyncSummary, Result<(), String>) {
-        let job = SyncJob {
+        let job = self.sync_job(commit_limit);
+        let (summary, result) = sync::sync(&job, &mut Quiet);
+        (summary, result.map_err(|e| e.to_string()))
+    }
+
+    fn sync_job(&self, commit_limit: Option<usize>) -> SyncJob {
+        SyncJob {
             a: Location::Local(self.roots[0].clone()),
             b: Location::Local(self.roots[1].clone()),
             plan: SyncOptions {
@@ -191,9 +197,7 @@ impl World {
                 in_process: true,
                 ..ConnectOptions::default()
             },
-        };
-        let (summary, result) = sync::sync(&job, &mut Quiet);
-        (summary, result.map_err(|e| e.to_string()))
+        }
     }
 }
 

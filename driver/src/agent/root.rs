@@ -396,19 +396,17 @@ impl Root {
             ),
         };
         let work = self.work_dir(sub)?;
-        let parent = p.parent();
-        if !parent.is_root() {
-            work.create_dir_all(parent.as_path())?;
-        }
         let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S").to_string();
-        let mut target = p.as_path().to_path_buf();
+        let base = stash_base(&work, p, &stamp)?;
+        let path = base.join(p.as_path());
+        let mut target = path.clone();
         if always_stamp || work.symlink_metadata(&target).is_ok() {
-            target = suffixed(p.as_path(), &stamp);
+            target = suffixed(&path, &stamp);
         }
         let mut n = 1;
         while work.symlink_metadata(&target).is_ok() {
             n += 1;
-            target = suffixed(p.as_path(), &format!("{stamp}-{n}"));
+            target = suffixed(&path, &format!("{stamp}-{n}"));
         }
         if link {
             self.dir.hard_link(p.as_path(), &work, &target)
@@ -564,6 +562,39 @@ fn purge_dir(dir: &Dir, sub: &Path, cutoff: i64, parents_old: bool) -> io::Resul
 }
 
 /// `dir/name.ext` becomes `dir/name.SUFFIX.ext` (`dir/name.SUFFIX` without an extension).
+/// Where under a stash area `p` goes: the area itself, mirroring the
+/// replica, unless an earlier stash holds a file where `p` needs a folder
+/// (file `e` deleted, later `e/f` deleted too); then a fresh folder named
+/// by the time, `STAMP[-N]/`, with `p`'s parents made inside it.
+fn stash_base(work: &cap_std::fs::Dir, p: &RelPath, stamp: &str) -> io::Result<PathBuf> {
+    let parent = p.parent();
+    if parent.is_root() {
+        return Ok(PathBuf::new());
+    }
+    match work.create_dir_all(parent.as_path()) {
+        Ok(()) => return Ok(PathBuf::new()),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotADirectory | io::ErrorKind::AlreadyExists
+            ) => {}
+        Err(e) => return Err(e),
+    }
+    let mut n = 1;
+    loop {
+        let base = if n == 1 {
+            PathBuf::from(stamp)
+        } else {
+            PathBuf::from(format!("{stamp}-{n}"))
+        };
+        if work.symlink_metadata(&base).is_err() {
+            work.create_dir_all(base.join(parent.as_path()))?;
+            return Ok(base);
+        }
+        n += 1;
+    }
+}
+
 fn suffixed(p: &Path, suffix: &str) -> PathBuf {
     let name = p
         .file_name()
@@ -626,5 +657,30 @@ mod tests {
         assert_eq!(root.purge(30).unwrap(), 1);
         assert!(!old.exists());
         assert!(dir.path().join(WORK_DIR).join("partial/new").exists());
+    }
+
+    /// A file `e` stashed, then `e/f/a` (after `e` became a folder): the
+    /// second goes into a fresh time-named folder, not into the file.
+    #[test]
+    fn a_stash_never_needs_a_folder_where_an_earlier_one_left_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::open(dir.path(), false).unwrap();
+        let p = |s: &str| RelPath::parse(s.as_bytes()).unwrap();
+        std::fs::write(dir.path().join("e"), b"a file").unwrap();
+        root.stash(&p("e"), StashArea::Deleted).unwrap();
+        std::fs::create_dir_all(dir.path().join("e/f")).unwrap();
+        std::fs::write(dir.path().join("e/f/a"), b"inside").unwrap();
+        root.stash(&p("e/f/a"), StashArea::Deleted).unwrap();
+        root.stash(&p("e/f"), StashArea::Deleted).unwrap();
+        let deleted = dir.path().join(WORK_DIR).join("deleted");
+        assert_eq!(std::fs::read(deleted.join("e")).unwrap(), b"a file");
+        let found: Vec<_> = std::fs::read_dir(&deleted)
+            .unwrap()
+            .map(|e| e.unwrap().path().join("e/f/a"))
+            .filter(|x| x.exists())
+            .collect();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(std::fs::read(&found[0]).unwrap(), b"inside");
+        assert!(!dir.path().join("e/f").exists());
     }
 }

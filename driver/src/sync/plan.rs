@@ -652,6 +652,35 @@ impl<'a> Planner<'a> {
         name
     }
 
+    /// A file unchanged on both sides whose state does not know a side's
+    /// inode (it was a fresh copy) learns it now, in a state-only change.
+    /// Until then the fast check compares only size and mtime there, and a
+    /// file renamed over it with the same size and mtime (coarse clocks,
+    /// generated files) would pass for unchanged.
+    fn learn_inodes(
+        &mut self,
+        p: &RelPath,
+        st: Option<&Synced>,
+        a: Option<&Entry>,
+        b: Option<&Entry>,
+    ) {
+        let (Some(s), Some(x), Some(y)) = (st, a, b) else {
+            return;
+        };
+        let learn = |known: u64, listed: u64| known == 0 && listed != 0;
+        if s.kind != EntryKind::File || !(learn(s.a.ino, x.ino) || learn(s.b.ino, y.ino)) {
+            return;
+        }
+        let mut r = s.clone();
+        if learn(r.a.ino, x.ino) {
+            r.a.ino = x.ino;
+        }
+        if learn(r.b.ino, y.ino) {
+            r.b.ino = y.ino;
+        }
+        self.push(Vec::new(), vec![Record::Put(p.clone(), r)], String::new());
+    }
+
     /// Finds files that moved on one side: gone from their old path, new at
     /// another with the same BLAKE3, while the other side still has the old
     /// path unchanged. Those become moves there. Returns the paths handled.
@@ -848,7 +877,7 @@ pub fn plan(
         let (ea, eb) = (a.get(p), b.get(p));
         let (da, db) = (delta(st, ea, Side::A), delta(st, eb, Side::B));
         match (da, db) {
-            (Delta::None, Delta::None) => {}
+            (Delta::None, Delta::None) => pl.learn_inodes(p, st, ea, eb),
             (_, Delta::None) => pl.propagate(p, Side::A, da),
             (Delta::None, _) => pl.propagate(p, Side::B, db),
             _ => match (ea, eb) {
