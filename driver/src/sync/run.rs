@@ -118,11 +118,12 @@ fn run(
     let Some(db) = pair.db.as_mut() else {
         return Ok(());
     };
-    if !pl.changes.is_empty() {
+    if pl.changes.iter().any(|c| !c.steps.is_empty()) {
         // A stored digest says "a listing with this digest is what the
-        // state records". The first commit breaks that, and a run killed
-        // after it never reaches `finish`: forget them now, so the next
-        // run lists both sides in full instead of trusting the state.
+        // state records". The first change to a file breaks that, and a
+        // run killed after it never reaches `finish`: forget them now, so
+        // the next run lists both sides in full instead of trusting the
+        // state. (State-only changes, such as learned inodes, keep it.)
         db.clear_meta("digest_a")?;
         db.clear_meta("digest_b")?;
     }
