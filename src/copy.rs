@@ -12,7 +12,7 @@ use crate::cli::CopyArgs;
 use crate::console::{Console, group, out};
 
 pub fn copy(args: &CopyArgs) -> Result<()> {
-    let excludes = read_filters(&args.include, &args.exclude, &args.exclude_from)?;
+    let excludes = filters(&args.filters)?;
     let job = CopyJob {
         src: Location::parse(&args.src).map_err(anyhow::Error::msg)?,
         dst: Location::parse(&args.dst).map_err(anyhow::Error::msg)?,
@@ -52,13 +52,9 @@ pub fn keeps_owner(a: &crate::cli::AttrArgs, archive: bool) -> bool {
 /// negation. So an include wins over every exclude, which is rsync's
 /// first-match rule with the includes given first (`--include 'keep/**'
 /// --exclude '*'`).
-pub fn read_filters(
-    includes: &[String],
-    patterns: &[String],
-    files: &[std::path::PathBuf],
-) -> Result<Vec<String>> {
-    let mut excludes = patterns.to_vec();
-    for file in files {
+pub fn filters(f: &crate::cli::FilterArgs) -> Result<Vec<String>> {
+    let mut excludes = f.exclude.clone();
+    for file in &f.exclude_from {
         let text = std::fs::read_to_string(file)
             .with_context(|| format!("--exclude-from {}", file.display()))?;
         excludes.extend(
@@ -68,7 +64,7 @@ pub fn read_filters(
                 .map(String::from),
         );
     }
-    excludes.extend(includes.iter().map(|i| format!("!{i}")));
+    excludes.extend(f.include.iter().map(|i| format!("!{i}")));
     Ok(excludes)
 }
 

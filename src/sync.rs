@@ -16,7 +16,6 @@ use deltasync_driver::sync::{
 
 use crate::cli::{ConflictArg, EmptyDirsArg, ResetArgs, SideArg, SyncArgs, SyncOpts};
 use crate::console::{Console, group, out};
-use crate::copy::read_filters;
 
 /// `deltasync sync A B`: the command line over the environment; hooks and
 /// alerts as for a config pair.
@@ -121,7 +120,7 @@ fn options(o: &SyncOpts) -> Result<(SyncOptions, RunOptions), DriverError> {
 /// The driver's job for replicas `a` and `b` with options `o`.
 pub fn job(o: &SyncOpts, a: &str, b: &str) -> Result<SyncJob> {
     let (plan, mut run) = options(o)?;
-    run.excludes = read_filters(&o.include, &o.exclude, &o.exclude_from)?;
+    run.excludes = crate::copy::filters(&o.filters)?;
     Ok(SyncJob {
         a: Location::parse(a).map_err(|e| DriverError::Usage(format!("A: {e}")))?,
         b: Location::parse(b).map_err(|e| DriverError::Usage(format!("B: {e}")))?,

@@ -236,6 +236,22 @@ pub struct AttrArgs {
     pub sparse: bool,
 }
 
+/// Which paths a copy or sync takes; shared by both.
+#[derive(Debug, Args, Clone)]
+pub struct FilterArgs {
+    /// Skip paths matching PATTERN (gitignore syntax; repeatable). Excluded
+    /// paths are never deleted.
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude: Vec<String>,
+    /// Keep paths matching PATTERN even if an --exclude matches: as rsync's
+    /// first-match rule with every --include given first.
+    #[arg(long, value_name = "PATTERN")]
+    pub include: Vec<String>,
+    /// Read exclude patterns from FILE, one per line.
+    #[arg(long, value_name = "FILE")]
+    pub exclude_from: Vec<PathBuf>,
+}
+
 /// How to reach a remote host; shared by every remote command.
 #[derive(Debug, Args, Clone)]
 pub struct SshArgs {
@@ -322,16 +338,8 @@ pub struct CopyArgs {
     /// Delete files in DST that SRC does not have (excluded files are kept).
     #[arg(long)]
     pub delete: bool,
-    /// Skip paths matching PATTERN (gitignore syntax; repeatable).
-    #[arg(long, value_name = "PATTERN")]
-    pub exclude: Vec<String>,
-    /// Keep paths matching PATTERN even if an --exclude matches: as rsync's
-    /// first-match rule with every --include given first.
-    #[arg(long, value_name = "PATTERN")]
-    pub include: Vec<String>,
-    /// Read exclude patterns from FILE, one per line.
-    #[arg(long, value_name = "FILE")]
-    pub exclude_from: Vec<PathBuf>,
+    #[command(flatten)]
+    pub filters: FilterArgs,
     /// Decide what changed by BLAKE3 of the contents, not size and mtime.
     #[arg(short = 'c', long)]
     pub checksum: bool,

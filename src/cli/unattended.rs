@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Subcommand, ValueEnum};
 
-use super::{AttrArgs, SshArgs, TransferArgs};
+use super::{AttrArgs, FilterArgs, SshArgs, TransferArgs};
 
 /// `--conflict`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -66,16 +66,8 @@ pub struct SyncOpts {
     /// Leave dotfiles alone on both sides.
     #[arg(long)]
     pub ignore_hidden: bool,
-    /// Skip paths matching PATTERN (gitignore syntax; repeatable). Excluded paths are never deleted.
-    #[arg(long, value_name = "PATTERN")]
-    pub exclude: Vec<String>,
-    /// Keep paths matching PATTERN even if an --exclude matches: as rsync's
-    /// first-match rule with every --include given first.
-    #[arg(long, value_name = "PATTERN")]
-    pub include: Vec<String>,
-    /// Read exclude patterns from FILE, one per line.
-    #[arg(long, value_name = "FILE")]
-    pub exclude_from: Vec<PathBuf>,
+    #[command(flatten)]
+    pub filters: FilterArgs,
     /// Compare contents by BLAKE3 for every file, not only those whose size or mtime moved.
     #[arg(short = 'c', long)]
     pub checksum: bool,
