@@ -2,7 +2,7 @@
 //! output rsync users expect: `-v` names, `-i` change codes, `--progress`
 //! bars, `--stats` with rsync's closing lines, or one `--json` object.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use deltasync_driver::copy::{
     self, CopyJob, CopyOptions, CopySummary, Event, PlanOptions, Reporter,
 };
@@ -11,8 +11,10 @@ use deltasync_driver::location::Location;
 use crate::cli::CopyArgs;
 use crate::console::{Console, group, out};
 
-pub fn copy(args: &CopyArgs) -> Result<()> {
-    let excludes = filters(&args.filters)?;
+pub fn copy(args: &CopyArgs, m: &clap::ArgMatches) -> Result<()> {
+    let mut filters = args.filters.clone();
+    crate::filters::keep_typed_order(&mut filters, m);
+    let excludes = crate::filters::agent_patterns(&filters)?;
     let job = CopyJob {
         src: Location::parse(&args.src).map_err(anyhow::Error::msg)?,
         dst: Location::parse(&args.dst).map_err(anyhow::Error::msg)?,
@@ -44,28 +46,6 @@ pub fn copy(args: &CopyArgs) -> Result<()> {
 /// by archive mode when we run as root (rsync's rule), unless --no-owner.
 pub fn keeps_owner(a: &crate::cli::AttrArgs, archive: bool) -> bool {
     !a.no_owner && (a.owner || a.group || (archive && deltasync_driver::running_as_root()))
-}
-
-/// The agent's filter list (gitignore syntax, where the last match wins):
-/// `--exclude` patterns, those of each `--exclude-from` file (one per line;
-/// blank lines and `#` comments skipped), then each `--include` as a
-/// negation. So an include wins over every exclude, which is rsync's
-/// first-match rule with the includes given first (`--include 'keep/**'
-/// --exclude '*'`).
-pub fn filters(f: &crate::cli::FilterArgs) -> Result<Vec<String>> {
-    let mut excludes = f.exclude.clone();
-    for file in &f.exclude_from {
-        let text = std::fs::read_to_string(file)
-            .with_context(|| format!("--exclude-from {}", file.display()))?;
-        excludes.extend(
-            text.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(String::from),
-        );
-    }
-    excludes.extend(f.include.iter().map(|i| format!("!{i}")));
-    Ok(excludes)
 }
 
 /// Renders copy events for people (or machines, with --json).

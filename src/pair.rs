@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use deltasync_driver::client::run_remote;
+use deltasync_driver::client::{SessionCache, run_remote};
 use deltasync_driver::location::Location;
 use deltasync_driver::sync::{SyncJob, SyncSummary};
 use deltasync_driver::{DriverError, EXIT_HOOK};
@@ -96,6 +96,9 @@ fn attempt(spec: &PairSpec, out: &mut Output, budget: Option<Duration>) -> PairD
         Ok(job) => job,
         Err(e) => return PairDone::failed(e),
     };
+    // One SSH login per host for the whole attempt: remote pre hooks, the
+    // agent, then remote post hooks, one after another on one session.
+    job.connect.sessions = Some(SessionCache::default());
     if let Some(b) = budget {
         job.run.max_time = Some(job.run.max_time.map_or(b, |m| m.min(b)));
     }

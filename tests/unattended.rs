@@ -8,6 +8,7 @@ mod common;
 use common::sshd::Sshd;
 use common::*;
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -356,17 +357,28 @@ fn remote_hooks_run_on_the_remote_side_over_ssh() {
     fs::create_dir(&remote).unwrap();
     let flags = server.flags();
     let bin = server.remote_bin();
+    // The agent notes its SSH connection (client address and port) too.
+    let wrap = s.path().join("wrap.sh");
+    fs::write(
+        &wrap,
+        format!(
+            "#!/bin/sh\necho \"$SSH_CONNECTION\" > {}/agent.txt\nexec {} \"$@\"\n",
+            s.path().display(),
+            bin[1]
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&wrap, fs::Permissions::from_mode(0o755)).unwrap();
     let config = format!(
         "[pairs.r]\na = \"{}\"\nb = \"{}\"\nidentity = \"{}\"\nknown-hosts = \"{}\"\nremote-bin = \"{}\"\n\
-         remote-pre-cmd = \"echo pre $DELTASYNC_PAIR $DELTASYNC_DRY_RUN > {}/pre.txt\"\n\
-         remote-post-cmd = \"echo post $DELTASYNC_EXIT > {}/post.txt\"\n",
+         remote-pre-cmd = \"echo pre $DELTASYNC_PAIR $DELTASYNC_DRY_RUN > {dir}/pre.txt; echo $SSH_CONNECTION > {dir}/pre-conn.txt\"\n\
+         remote-post-cmd = \"echo post $DELTASYNC_EXIT > {dir}/post.txt; echo $SSH_CONNECTION > {dir}/post-conn.txt\"\n",
         s.path().join("a").display(),
         server.url(&remote),
         flags[1],
         flags[3],
-        bin[1],
-        s.path().display(),
-        s.path().display(),
+        wrap.display(),
+        dir = s.path().display(),
     );
     fs::write(s.config(), config).unwrap();
     write(&s.path().join("a"), "f", b"hello");
@@ -381,6 +393,12 @@ fn remote_hooks_run_on_the_remote_side_over_ssh() {
         fs::read_to_string(s.path().join("post.txt")).unwrap(),
         "post 0\n"
     );
+    // Hooks and agent went through one SSH session: one TCP connection.
+    let conn = |name: &str| fs::read_to_string(s.path().join(name)).unwrap();
+    let agent = conn("agent.txt");
+    assert!(agent.split(' ').count() == 4, "{agent:?}");
+    assert_eq!(conn("pre-conn.txt"), agent);
+    assert_eq!(conn("post-conn.txt"), agent);
     // A failing remote pre hook stops the sync.
     let out = s.run(&["run", "r", "--retries", "0", "--remote-pre-cmd", "exit 4"]);
     assert_eq!(out.status.code(), Some(53), "{}", text(&out));
@@ -450,7 +468,7 @@ bwlimit = "1M"
 }
 
 #[test]
-fn an_include_wins_over_an_exclude_in_copy_sync_and_a_config() {
+fn filters_follow_rsyncs_first_match_order_in_copy_sync_and_a_config() {
     let s = Setup::new(
         r#"
 [pairs.p]
@@ -458,6 +476,11 @@ a = "@/src"
 b = "@/viaconfig"
 include = ["keep.log"]
 exclude = ["*.log"]
+
+[pairs.ruled]
+a = "@/src"
+b = "@/viarules"
+filter = ["- drop.log", "+ *.log", "- *"]
 "#,
     );
     let src = s.path().join("src");
@@ -465,20 +488,46 @@ exclude = ["*.log"]
         write(&src, name, b"x");
     }
     let want = ["keep.log", "x.txt"];
-    let out = s.run(&["run", "p"]);
+    let out = s.run(&["run", "p", "ruled"]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(files(&s.path().join("viaconfig")), want);
-    let filters = ["--include", "keep.log", "--exclude", "*.log"];
-    let copied = s.path().join("copied");
-    ok(deltasync()
-        .arg("copy")
-        .args(filters)
-        .arg(src.join(""))
-        .arg(&copied));
-    assert_eq!(files(&copied), want);
-    let synced = s.path().join("synced");
-    ok(deltasync().arg("sync").args(filters).arg(&src).arg(&synced));
-    assert_eq!(files(&synced), want);
+    assert_eq!(files(&s.path().join("viarules")), ["keep.log"]);
+    // On the command line the order typed decides: the first match wins.
+    for (i, (filters, want)) in [
+        (
+            &["--include", "keep.log", "--exclude", "*.log"][..],
+            &want[..],
+        ),
+        (
+            &["--exclude", "*.log", "--include", "keep.log"][..],
+            &["x.txt"][..],
+        ),
+        (
+            &["-f", "+ keep.log", "--exclude", "*"][..],
+            &["keep.log"][..],
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let copied = s.path().join(format!("copied{i}"));
+        ok(deltasync()
+            .arg("copy")
+            .args(filters)
+            .arg(src.join(""))
+            .arg(&copied));
+        assert_eq!(files(&copied), want, "copy {filters:?}");
+        let synced = s.path().join(format!("synced{i}"));
+        ok(deltasync().arg("sync").args(filters).arg(&src).arg(&synced));
+        assert_eq!(files(&synced), want, "sync {filters:?}");
+    }
+    // The command line's rules replace the config's.
+    let out = s.run(&["run", "ruled", "--exclude", "drop.log"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(files(&s.path().join("viarules")), ["keep.log", "x.txt"]);
+    let out = s.run(&["run", "ruled", "-f", "bogus"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("'+ PATTERN'"), "{}", text(&out));
 }
 
 #[test]
@@ -507,7 +556,6 @@ mail-to = "ops@example.invalid"
         ),
     )
     .unwrap();
-    use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(&fake, fs::Permissions::from_mode(0o755)).unwrap();
     let path = format!(
         "{}:{}",

@@ -179,19 +179,26 @@ pub fn env_layer(keys: &[Key]) -> Result<Vec<(String, Setting)>, String> {
 }
 
 /// The settings given on the command line (`m`: the command's matches).
+/// Typed `--include`, `--exclude` and `--filter` become one `filter` list
+/// in the order they were typed (rsync's first match); the include and
+/// exclude lists of lower layers are then set aside, as any key is.
 pub fn cli_layer(keys: &[Key], m: &ArgMatches) -> Vec<(String, Setting)> {
-    keys.iter()
-        .filter_map(|k| {
-            let value = keys::from_matches(m, k)?;
-            Some((
-                k.long.clone(),
-                Setting {
-                    value,
-                    source: Source::CommandLine,
-                },
-            ))
-        })
-        .collect()
+    let typed = |value| Setting {
+        value,
+        source: Source::CommandLine,
+    };
+    let mut layer: Vec<(String, Setting)> = keys
+        .iter()
+        .filter_map(|k| Some((k.long.clone(), typed(keys::from_matches(m, k)?))))
+        .collect();
+    if let Some(rules) = crate::filters::in_typed_order(m) {
+        layer.retain(|(long, _)| !matches!(long.as_str(), "include" | "exclude" | "filter"));
+        layer.push(("filter".into(), typed(Value::Many(rules))));
+        for long in ["include", "exclude"] {
+            layer.push((long.into(), typed(Value::Many(Vec::new()))));
+        }
+    }
+    layer
 }
 
 fn parse_bool(text: &str) -> Option<bool> {

@@ -13,6 +13,8 @@
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use base64::Engine;
@@ -102,6 +104,9 @@ pub enum SshError {
         /// libssh2's message.
         source: ssh2::Error,
     },
+    /// The session is carrying a transport; use another.
+    #[error("ssh: the session to {0} is busy with another channel")]
+    Busy(String),
     /// Local I/O (reading known_hosts, the binary to deploy, …).
     #[error("ssh: {0}")]
     Io(#[from] io::Error),
@@ -119,11 +124,16 @@ fn step(what: &'static str) -> impl Fn(ssh2::Error) -> SshError {
     move |source| SshError::Ssh { what, source }
 }
 
-/// A logged-in SSH session.
+/// A logged-in SSH session. It runs one thing at a time: a probe
+/// ([`run`](Self::run)), an upload, or one transport ([`exec`](Self::exec)),
+/// whose pump thread owns the session until its channel closes;
+/// [`is_busy`](Self::is_busy) tells. A session that is not busy can be
+/// used again, so a client may keep it for its next command.
 pub struct SshSession {
     session: Session,
     socket: TcpStream,
     options: SshOptions,
+    busy: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for SshSession {
@@ -167,6 +177,7 @@ pub fn connect(options: &SshOptions) -> Result<SshSession, SshError> {
         session,
         socket,
         options: options.clone(),
+        busy: Arc::new(AtomicBool::new(false)),
     })
 }
 
@@ -285,9 +296,28 @@ fn authenticate(session: &Session, o: &SshOptions) -> Result<(), SshError> {
 }
 
 impl SshSession {
+    /// True while a transport's pump thread drives this session.
+    pub fn is_busy(&self) -> bool {
+        self.busy.load(Ordering::Acquire)
+    }
+
+    /// True if this session logged in where `o` would.
+    pub fn reaches(&self, o: &SshOptions) -> bool {
+        let s = &self.options;
+        (s.host.as_str(), s.port, s.user.as_str()) == (o.host.as_str(), o.port, o.user.as_str())
+    }
+
+    fn check_idle(&self) -> Result<(), SshError> {
+        match self.is_busy() {
+            true => Err(SshError::Busy(self.options.host.clone())),
+            false => Ok(()),
+        }
+    }
+
     /// Runs `command` and returns its exit status and standard output
     /// (for short probes such as `uname -sm`).
     pub fn run(&self, command: &str) -> Result<(i32, Vec<u8>), SshError> {
+        self.check_idle()?;
         self.session.set_blocking(true);
         let mut ch = self.session.channel_session().map_err(step("channel"))?;
         ch.exec(command).map_err(step("exec"))?;
@@ -302,6 +332,7 @@ impl SshSession {
     /// Uploads `local` to `remote` (relative to the remote home) over SFTP,
     /// through a temporary name, executable.
     pub fn upload(&self, local: &Path, remote: &str) -> Result<(), SshError> {
+        self.check_idle()?;
         self.session.set_blocking(true);
         let sftp = self.session.sftp().map_err(step("sftp"))?;
         let remote = Path::new(remote);
@@ -336,9 +367,20 @@ impl SshSession {
     /// Starts `command` on an exec channel and hands it over as a transport.
     /// A pump thread drives the session from then on. The remote's stderr
     /// is held back in the transport's [`StderrTap`](super::StderrTap)
-    /// until the client releases it. Only one transport may be live on a
-    /// session at a time.
+    /// until the client releases it. The session is busy until the pump
+    /// ends.
     pub fn exec(&self, command: &str) -> Result<Transport, SshError> {
+        if self.busy.swap(true, Ordering::AcqRel) {
+            return Err(SshError::Busy(self.options.host.clone()));
+        }
+        let started = self.start(command);
+        if started.is_err() {
+            self.busy.store(false, Ordering::Release);
+        }
+        started
+    }
+
+    fn start(&self, command: &str) -> Result<Transport, SshError> {
         self.session.set_blocking(true);
         let mut ch = self.session.channel_session().map_err(step("channel"))?;
         ch.exec(command).map_err(step("exec"))?;
@@ -354,6 +396,7 @@ impl SshSession {
             socket,
             self.options.io_timeout,
             tap.clone(),
+            self.busy.clone(),
         )?;
 
         Ok(Transport {

@@ -75,6 +75,7 @@ pub(super) fn start(
     socket: std::net::TcpStream,
     timeout: Option<Duration>,
     stderr: super::StderrTap,
+    busy: Arc<AtomicBool>,
 ) -> io::Result<(TimeoutReader, PumpWriter, SshEnd)> {
     let (out_tx, out_rx) = bounded::<Vec<u8>>(8);
     let (in_tx, in_rx) = bounded::<io::Result<Vec<u8>>>(16);
@@ -95,6 +96,9 @@ pub(super) fn start(
             stderr,
         };
         let result = pump.run();
+        // Blocking again, so the session can run a probe or a new channel.
+        pump.session.set_blocking(true);
+        busy.store(false, Ordering::Release);
         if let Err(e) = &result {
             let _ = pump
                 .in_tx
