@@ -13,13 +13,16 @@ mod config_cmd;
 mod connect;
 mod console;
 mod copy;
+mod filters;
 mod hooks;
 mod logs;
 mod pair;
 mod rdiff;
 mod run;
 mod serve;
+mod status;
 mod sync;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -47,9 +50,11 @@ fn main() -> ExitCode {
         cli::Command::Signature(args) => rdiff::signature(args),
         cli::Command::Delta(args) => rdiff::delta(args),
         cli::Command::Patch(args) => rdiff::patch(args),
-        cli::Command::Copy(args) => copy::copy(args),
+        cli::Command::Copy(args) => copy::copy(args, &sub),
         cli::Command::Sync(args) => sync::sync(args, &sub),
         cli::Command::Run(args) => run::run(args, &sub),
+        cli::Command::Watch(args) => watch::watch(args, &sub),
+        cli::Command::Status(args) => status::status(args),
         cli::Command::Config(args) => config_cmd::config(args),
         cli::Command::Reset(args) => sync::reset(args),
         cli::Command::Serve(args) => serve::serve(args),

@@ -120,7 +120,7 @@ fn options(o: &SyncOpts) -> Result<(SyncOptions, RunOptions), DriverError> {
 /// The driver's job for replicas `a` and `b` with options `o`.
 pub fn job(o: &SyncOpts, a: &str, b: &str) -> Result<SyncJob> {
     let (plan, mut run) = options(o)?;
-    run.excludes = crate::copy::filters(&o.filters)?;
+    run.excludes = crate::filters::agent_patterns(&o.filters)?;
     Ok(SyncJob {
         a: Location::parse(a).map_err(|e| DriverError::Usage(format!("A: {e}")))?,
         b: Location::parse(b).map_err(|e| DriverError::Usage(format!("B: {e}")))?,
@@ -142,46 +142,22 @@ pub fn reset(args: &ResetArgs) -> Result<()> {
     Ok(())
 }
 
-/// `90`, `90s`, `30m`, `2h`, `1h30m`, `1d`.
+/// `90` (seconds), `500ms`, `90s`, `30m`, `2h`, `1h30m`, `1d` (humantime).
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     if text.is_empty() {
         return Err("empty duration".into());
     }
-    let mut total: u64 = 0;
-    let mut digits = String::new();
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
-        }
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86400,
-            _ => {
-                return Err(format!(
-                    "{text:?}: unknown unit {c:?} (use s, m, h or d, e.g. 90s, 30m, 1h30m)"
-                ));
-            }
-        };
-        let n: u64 = digits
-            .parse()
-            .map_err(|_| format!("{text:?}: a number must come before {c:?}"))?;
-        total = total.saturating_add(n.saturating_mul(unit));
-        digits.clear();
+    let d = match text.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => humantime::parse_duration(text).map_err(|e| {
+            format!("{text:?}: {e} (use a number of seconds, or units: 500ms, 90s, 30m, 1h30m, 2d)")
+        })?,
+    };
+    if d.is_zero() {
+        return Err(format!("{text:?}: must be more than zero"));
     }
-    if !digits.is_empty() {
-        let n: u64 = digits
-            .parse()
-            .map_err(|_| format!("{text:?}: not a number"))?;
-        total = total.saturating_add(n);
-    }
-    if total == 0 {
-        return Err(format!("{text:?}: the budget must be at least one second"));
-    }
-    Ok(Duration::from_secs(total))
+    Ok(d)
 }
 
 /// A run in one line: for `run`'s summary, hooks and alerts.
@@ -297,5 +273,6 @@ mod tests {
         assert!(parse_duration("10x").is_err());
         assert!(parse_duration("m").is_err());
         assert!(parse_duration("0s").is_err());
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
     }
 }

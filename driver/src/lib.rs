@@ -46,6 +46,7 @@ pub mod path;
 pub mod rdiff;
 pub mod state;
 pub mod sync;
+pub mod watch;
 
 pub use deltasync_engine as engine;
 pub use deltasync_wire as wire;

@@ -79,6 +79,20 @@ pub enum Command {
     /// line overrides both. Pairs run in order; a failed one is retried at
     /// the end (--retries); the exit code is the worst pair's.
     Run(Box<RunArgs>),
+    /// Keep A and B in step continuously: one full sync, then each change on
+    /// either side is synced once it has been quiet for --settle.
+    ///
+    /// Both sides are watched (inotify; a remote side watches itself and
+    /// sends its changes over the same SSH connection). The locks are held
+    /// for the life of the process. A lost link is retried with backoff (1 s
+    /// to 60 s), then a full sync finds what changed meanwhile. A full sync
+    /// also runs every --full-every. SIGTERM or Ctrl-C: the sync in flight
+    /// finishes, the locks are released, exit 0. SIGHUP: the config file is
+    /// read again. `deltasync watch NAME` follows a pair of the config file.
+    Watch(Box<WatchArgs>),
+    /// What each running (or last) watch is doing: its state, last sync,
+    /// pending changes and last error.
+    Status(StatusArgs),
     /// Check the config file, or show a pair's resolved options.
     Config(ConfigArgs),
     /// Print a completion script: deltasync completions bash > /etc/bash_completion.d/deltasync
@@ -236,18 +250,26 @@ pub struct AttrArgs {
     pub sparse: bool,
 }
 
-/// Which paths a copy or sync takes; shared by both.
+/// Which paths a copy or sync takes; shared by both. As in rsync, the
+/// rules are tried in the order given and the first that matches decides;
+/// a path no rule matches is taken.
 #[derive(Debug, Args, Clone)]
 pub struct FilterArgs {
     /// Skip paths matching PATTERN (gitignore syntax; repeatable). Excluded
-    /// paths are never deleted.
+    /// paths are never deleted. A trailing / matches folders only.
     #[arg(long, value_name = "PATTERN")]
     pub exclude: Vec<String>,
-    /// Keep paths matching PATTERN even if an --exclude matches: as rsync's
-    /// first-match rule with every --include given first.
+    /// Take paths matching PATTERN, unless an earlier rule excluded them:
+    /// `--include 'keep/' --include 'keep/**' --exclude '*'` takes only keep/.
     #[arg(long, value_name = "PATTERN")]
     pub include: Vec<String>,
-    /// Read exclude patterns from FILE, one per line.
+    /// An rsync filter rule, in order with --include and --exclude:
+    /// '+ PATTERN' includes, '- PATTERN' excludes.
+    #[arg(short = 'f', long, value_name = "RULE")]
+    pub filter: Vec<String>,
+    /// Read rules from FILE, one per line, tried after all the others:
+    /// a plain line excludes, '+ PATTERN' includes; blank lines and #
+    /// comments are skipped.
     #[arg(long, value_name = "FILE")]
     pub exclude_from: Vec<PathBuf>,
 }

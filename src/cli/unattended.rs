@@ -248,3 +248,42 @@ pub struct CompletionsArgs {
     /// The shell.
     pub shell: clap_complete::Shell,
 }
+
+/// `deltasync watch`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Replica A (a path, or [user@]host:path), or the name of a pair in
+    /// the config file when B is left out.
+    #[arg(value_name = "A|NAME")]
+    pub a: String,
+    /// Replica B.
+    #[arg(value_name = "B")]
+    pub b: Option<String>,
+    /// Sync a changed path once it has had no change for this long.
+    #[arg(long, value_name = "DURATION", default_value = "2s")]
+    pub settle: String,
+    /// Run a full sync this often, for anything the watchers missed.
+    #[arg(long, value_name = "DURATION", default_value = "1h")]
+    pub full_every: String,
+    /// Where a side cannot be watched (the kernel's inotify limit), scan
+    /// it this often instead.
+    #[arg(long, value_name = "DURATION", default_value = "60s")]
+    pub scan_every: String,
+    /// Check the link after this long without traffic; a dead one is
+    /// noticed and reconnected.
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    pub keepalive: String,
+    #[command(flatten)]
+    pub config: ConfigFileArg,
+    /// Any of sync's options (over the config file's, for a NAME).
+    #[command(flatten)]
+    pub opts: SyncOpts,
+}
+
+/// `deltasync status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// One JSON object per watch.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -77,7 +77,10 @@ pub enum Action {
     },
     /// The client can take `bytes` more of delta `id`.
     Grant { id: u64, bytes: u64 },
-    /// Stop job `id` (a delta at its next chunk; a patch keeps its prefix).
+    /// Start watching the root; changes go out as `Changed` replies to `id`.
+    Watch { id: u64 },
+    /// Stop job `id` (a delta at its next chunk; a patch keeps its prefix;
+    /// a watch ends with `Done`).
     Cancel { id: u64 },
     /// The client said goodbye.
     Stop,
@@ -98,6 +101,8 @@ enum Open {
     Delta { bytes: usize },
     /// A patch taking its delta.
     Patch,
+    /// The watch on the root (at most one).
+    Watch,
 }
 
 /// The agent's open requests and what they hold.
@@ -161,7 +166,7 @@ impl Core {
                 self.sig_bytes -= bytes;
             }
             Some(Open::Patch) => self.patches -= 1,
-            None => {}
+            Some(Open::Watch) | None => {}
         }
     }
 
@@ -173,6 +178,18 @@ impl Core {
                 b"",
                 format!("request id {id} is already in use"),
             )];
+        }
+        if req == Request::Watch {
+            if self.open.values().any(|o| matches!(o, Open::Watch)) {
+                return vec![refuse(
+                    id,
+                    Code::Busy,
+                    b"",
+                    "this connection already watches the replica",
+                )];
+            }
+            self.open.insert(id, Open::Watch);
+            return vec![Action::Watch { id }];
         }
         let (raw, stream) = match &req {
             Request::Signature { path, .. } | Request::Delta { path, .. } => (path, true),
@@ -323,7 +340,7 @@ impl Core {
                 Vec::new()
             }
             // The job ends (and reports it) on its own; it is closed then.
-            Some(Open::Delta { .. } | Open::Patch) => vec![Action::Cancel { id }],
+            Some(Open::Delta { .. } | Open::Patch | Open::Watch) => vec![Action::Cancel { id }],
             Some(Open::Signature) | None => Vec::new(),
         }
     }

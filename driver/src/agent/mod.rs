@@ -9,7 +9,9 @@
 //! loop's thread. Signatures and deltas go to two worker lanes, one for
 //! files of 1 MiB and more and one for smaller files, so many small files
 //! never wait behind a large one. Each patch runs on a thread of its own,
-//! fed by the loop. All replies leave through one outbox thread.
+//! fed by the loop. All replies leave through one outbox thread. A
+//! `Watch` request starts one watcher thread ([`watch`]) that streams the
+//! replica's changes until it is cancelled.
 //!
 //! When the client says goodbye or goes away, open patches keep their
 //! verified prefixes, deltas waiting for credit give up, and the agent
@@ -25,6 +27,7 @@ mod lock;
 mod ops;
 mod patch;
 mod root;
+mod watch;
 
 pub use jobs::partial_name;
 pub use list::{excluded, matcher};
@@ -247,6 +250,7 @@ struct Session {
     feeds: HashMap<u64, Feeding>,
     credits: HashMap<u64, Arc<Credit>>,
     threads: Vec<JoinHandle<()>>,
+    watch: Option<watch::Watching>,
 }
 
 impl Session {
@@ -299,6 +303,7 @@ impl Session {
             feeds: HashMap::new(),
             credits: HashMap::new(),
             threads,
+            watch: None,
         }
     }
 
@@ -426,6 +431,22 @@ impl Session {
                     c.grant(bytes);
                 }
             }
+            Action::Watch { id } => {
+                let done = self.finished.clone();
+                self.watch = Some(watch::start(
+                    self.root.handle_path(),
+                    id,
+                    self.out.clone(),
+                    move || {
+                        let _ = done.send(Event::Input(Input::Finished(id)));
+                    },
+                ));
+            }
+            Action::Cancel { id } if self.watch.as_ref().is_some_and(|w| w.id == id) => {
+                if let Some(w) = self.watch.take() {
+                    w.stop();
+                }
+            }
             Action::Cancel { id } => {
                 // A patch sees its feed close and keeps its prefix; a delta
                 // stops at its next chunk.
@@ -454,6 +475,9 @@ impl Session {
     /// prefixes; deltas waiting for credit give up; the lanes drain. We
     /// wait for the workers at most `SHUTDOWN_GRACE`. True if they all ended.
     fn shut_down(&mut self) -> bool {
+        if let Some(w) = self.watch.take() {
+            w.stop();
+        }
         self.feeds.clear();
         for c in self.credits.values() {
             c.cancel();

@@ -132,7 +132,8 @@ pub(super) fn handle(root: &Root, req: &Request) -> Reply {
         Request::List { .. }
         | Request::Signature { .. }
         | Request::Delta { .. }
-        | Request::Patch { .. } => Ok(Reply::error(
+        | Request::Patch { .. }
+        | Request::Watch => Ok(Reply::error(
             Code::Refused,
             b"",
             "not a one-message request",

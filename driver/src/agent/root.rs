@@ -38,6 +38,13 @@ pub fn mtime_of(m: &Metadata) -> Mtime {
 }
 
 impl Root {
+    /// The open root as a path the kernel resolves to this very directory
+    /// (`/proc/self/fd/N`), for a watch that must not look anywhere else.
+    pub fn handle_path(&self) -> PathBuf {
+        use std::os::fd::AsRawFd;
+        PathBuf::from(format!("/proc/self/fd/{}", self.dir.as_raw_fd()))
+    }
+
     /// Opens `path` as the root (it must exist and be a directory).
     pub fn open(path: &Path, read_only: bool) -> io::Result<Root> {
         let dir = Dir::open_ambient_dir(path, cap_std::ambient_authority()).map_err(|e| {

@@ -15,10 +15,12 @@
 
 mod session;
 
-pub use session::{Agent, ReplyStream};
+use session::Routes;
+pub use session::{Agent, ReplyStream, Subscriber};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crossbeam::channel::{bounded, unbounded};
@@ -65,6 +67,61 @@ pub struct ConnectOptions {
     /// Serve local sides on a thread of this process over pipes, not in a
     /// child process: the same protocol, for tests of the driver itself.
     pub in_process: bool,
+    /// Logged-in SSH sessions to keep and use again, so a pair's remote
+    /// hooks and its agent go through one login. `None`: a fresh login for
+    /// every agent.
+    pub sessions: Option<SessionCache>,
+}
+
+/// SSH sessions kept across calls, by user, host and port. A session is
+/// lent out only while it is idle (see [`ssh::SshSession::is_busy`]), so
+/// two agents on one host still get a login each.
+#[derive(Clone, Debug, Default)]
+pub struct SessionCache(Arc<Mutex<Vec<Arc<ssh::SshSession>>>>);
+
+impl SessionCache {
+    fn idle(&self, o: &ssh::SshOptions) -> Option<Arc<ssh::SshSession>> {
+        let kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        kept.iter().find(|s| !s.is_busy() && s.reaches(o)).cloned()
+    }
+
+    fn keep(&self, s: &Arc<ssh::SshSession>) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(s.clone());
+    }
+
+    fn forget(&self, s: &Arc<ssh::SshSession>) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|k| !Arc::ptr_eq(k, s));
+    }
+}
+
+/// Runs `work` on an SSH session to `r`: an idle kept one when there is
+/// one (and, if that one has died meanwhile, a fresh login), else a fresh
+/// login, kept for next time when `options` keeps sessions.
+fn with_session<T>(
+    r: &Remote,
+    options: &ConnectOptions,
+    work: impl Fn(&ssh::SshSession) -> Result<T, DriverError>,
+) -> Result<T, DriverError> {
+    let o = ssh_options(r, options);
+    if let Some(cache) = &options.sessions
+        && let Some(kept) = cache.idle(&o)
+    {
+        match work(&kept) {
+            Err(DriverError::Ssh(_)) => cache.forget(&kept), // gone stale: log in again
+            done => return done,
+        }
+    }
+    let fresh = Arc::new(ssh::connect(&o)?);
+    if let Some(cache) = &options.sessions {
+        cache.keep(&fresh);
+    }
+    work(&fresh)
 }
 
 impl Default for ConnectOptions {
@@ -85,6 +142,7 @@ impl Default for ConnectOptions {
             ssh_config: None,
             local_bin: None,
             in_process: false,
+            sessions: None,
         }
     }
 }
@@ -156,6 +214,10 @@ fn serve_command_local(exe: &Path, spec: &AgentSpec) -> Command {
     if spec.mkdir {
         cmd.arg("--mkdir");
     }
+    // Its own process group: a Ctrl-C at the terminal is for us (a watch
+    // finishes its pass, then says goodbye), not for the agent mid-file.
+    // It still ends when we do: its input closes.
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     cmd
 }
 
@@ -296,28 +358,30 @@ fn greet(
     } else {
         unbounded()
     };
+    let routes = Routes::default();
+    let routed = routes.clone();
     let reader = std::thread::spawn(move || {
-        loop {
+        let ended = loop {
             match reader.recv() {
                 Ok(Some(m)) => {
+                    let Some(m) = routed.deliver(m) else { continue };
                     if tx.send(Ok(m)).is_err() {
                         return;
                     }
                 }
                 Ok(None) => {
-                    let _ = tx.send(Err(WireError::Truncated {
+                    break WireError::Truncated {
                         what: "conversation (the agent hung up)",
-                    }));
-                    return;
+                    };
                 }
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                    return;
-                }
+                Err(e) => break e,
             }
-        }
+        };
+        routed.hang_up(&ended);
+        let _ = tx.send(Err(ended));
     });
     Ok(Agent {
+        routes,
         out: outbox.sender(),
         incoming,
         ids: std::sync::atomic::AtomicU64::new(1),
@@ -397,7 +461,7 @@ pub fn run_remote(
                 .map_err(|e| DriverError::Startup(format!("{rsh}: {e}")))?;
             Ok((out.status.code().unwrap_or(-1), out.stdout))
         }
-        None => Ok(ssh::connect(&ssh_options(r, options))?.run(command)?),
+        None => with_session(r, options, |s| Ok(s.run(command)?)),
     }
 }
 
@@ -407,8 +471,18 @@ fn open_ssh(
     options: &ConnectOptions,
     bounded_incoming: bool,
 ) -> Result<Agent, DriverError> {
-    let ssh_options = ssh_options(r, options);
-    let session = ssh::connect(&ssh_options)?;
+    with_session(r, options, |s| {
+        agent_on(s, r, spec, options, bounded_incoming)
+    })
+}
+
+fn agent_on(
+    session: &ssh::SshSession,
+    r: &Remote,
+    spec: &AgentSpec,
+    options: &ConnectOptions,
+    bounded_incoming: bool,
+) -> Result<Agent, DriverError> {
     if let Some(bin) = &options.remote_bin {
         let t = session.exec(&serve_command_remote(bin, spec))?;
         return Ok(greet(t, true, options, bounded_incoming)?);
@@ -430,18 +504,15 @@ fn open_ssh(
         Ok(agent) => agent.kill(), // another version: replace it with ours
         // A forced command in authorized_keys ran our deltasync, which
         // refused the request: deploying another copy would not help.
-        Err(r) if r.stderr.contains("refused by the forced command") => {
-            let said = r
+        Err(refusal) if refusal.stderr.contains("refused by the forced command") => {
+            let said = refusal
                 .stderr
                 .lines()
                 .find(|l| l.contains("refused by the forced command"))
                 .unwrap_or_default()
                 .trim_start_matches("deltasync: error: ")
                 .to_string();
-            return Err(DriverError::Refused(format!(
-                "{}: {said}",
-                ssh_options.host
-            )));
+            return Err(DriverError::Refused(format!("{}: {said}", r.host)));
         }
         Err(Refusal {
             error: DriverError::Wire(WireError::Mismatch(why)),

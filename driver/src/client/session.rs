@@ -11,14 +11,19 @@
 //!   terminal one (a listing);
 //! - [`Agent::start`], [`Agent::feed`], [`Agent::cancel`] and the
 //!   [`Agent::incoming`] queue: many requests in flight at once, for the
-//!   executor, which matches replies to requests itself.
+//!   executor, which matches replies to requests itself;
+//! - [`Agent::subscribe`]: a request that stays open while the others come
+//!   and go (a watch). Its replies never enter `incoming`: the reader
+//!   thread hands each to the subscriber's callback, and when the
+//!   connection ends the callback hears why.
 //!
 //! `call` and `stream` pass over replies to other ids: they belong to
 //! requests that were cancelled or given up on, and nothing else may be in
 //! flight while they wait.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use crossbeam::channel::{Receiver, Sender};
@@ -28,8 +33,50 @@ use deltasync_wire::{Feed, Message, Reply, Request, Settings, WireError, WireSta
 use crate::error::DriverError;
 use crate::link::Outbox;
 
+/// What a subscriber is handed: each reply, or why the connection ended.
+pub type Subscriber = Box<dyn FnMut(Result<Reply, DriverError>) + Send>;
+
+/// The subscribers, by request id; shared with the reader thread.
+#[derive(Clone, Default)]
+pub(super) struct Routes(Arc<Mutex<HashMap<u64, Subscriber>>>);
+
+impl Routes {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Subscriber>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Hands `m` to its subscriber, if its request has one (a terminal
+    /// reply ends the subscription); gives it back otherwise.
+    pub(super) fn deliver(&self, m: Message) -> Option<Message> {
+        let Message::Reply { id, rep } = m else {
+            return Some(m);
+        };
+        let mut routes = self.lock();
+        let Some(subscriber) = routes.get_mut(&id) else {
+            return Some(Message::Reply { id, rep });
+        };
+        let last = rep.is_terminal();
+        subscriber(Ok(rep));
+        if last {
+            routes.remove(&id);
+        }
+        None
+    }
+
+    /// The connection ended: every subscriber hears it, once.
+    pub(super) fn hang_up(&self, why: &WireError) {
+        for (_, mut subscriber) in self.lock().drain() {
+            subscriber(Err(DriverError::Wire(WireError::Io(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                why.to_string(),
+            )))));
+        }
+    }
+}
+
 /// A greeted agent: queues to and from it, and its far end.
 pub struct Agent {
+    pub(super) routes: Routes,
     pub(super) out: Sender<Message>,
     pub(super) incoming: Receiver<Result<Message, WireError>>,
     pub(super) ids: AtomicU64,
@@ -91,6 +138,15 @@ impl Agent {
     /// Sends `req` under a fresh id, which it returns.
     pub fn start(&self, req: Request) -> Result<u64, DriverError> {
         let id = self.next_id();
+        self.send(Message::Call { id, req })?;
+        Ok(id)
+    }
+
+    /// Sends `req` under a fresh id, which it returns; its replies go to
+    /// `subscriber` as they come, never to `incoming`.
+    pub fn subscribe(&self, req: Request, subscriber: Subscriber) -> Result<u64, DriverError> {
+        let id = self.next_id();
+        self.routes.lock().insert(id, subscriber);
         self.send(Message::Call { id, req })?;
         Ok(id)
     }

@@ -24,6 +24,7 @@ mod pair;
 pub mod plan;
 mod replicas;
 mod run;
+mod scoped;
 pub mod space;
 
 use std::path::PathBuf;
@@ -31,7 +32,8 @@ use std::time::Duration;
 
 pub use pair::{pair_id, reset, state_path};
 pub use plan::{ConflictPolicy, Side, Step, SyncOptions};
-pub use run::sync;
+pub use run::{Scope, Session, sync};
+pub(crate) use run::{partial, what_to_list};
 
 use crate::client::ConnectOptions;
 use crate::location::Location;

@@ -132,9 +132,32 @@ pub(super) fn list(
     side: Side,
     reporter: &mut dyn Reporter,
 ) -> Result<Listing, DriverError> {
+    list_under(
+        agent,
+        &RelPath::root(),
+        filters,
+        wants,
+        if_digest,
+        side,
+        reporter,
+    )
+}
+
+/// Lists the subtree `under` (itself first). Below the root, a path that
+/// is not there lists as nothing, and one that cannot be listed is
+/// reported as unreadable, not as an error.
+pub(super) fn list_under(
+    agent: &Agent,
+    under: &RelPath,
+    filters: &[String],
+    wants: ListWants,
+    if_digest: Option<[u8; 32]>,
+    side: Side,
+    reporter: &mut dyn Reporter,
+) -> Result<Listing, DriverError> {
     let mut out = Listing::default();
     let replies = agent.stream(Request::List {
-        under: Vec::new(),
+        under: under.as_bytes().to_vec(),
         filters: filters.to_vec(),
         wants,
         if_digest,
@@ -169,6 +192,13 @@ pub(super) fn list(
                 return Ok(out);
             }
             Reply::ListSame { .. } => return Ok(out),
+            Reply::Error { code, .. } if code == Code::Vanished && !under.is_root() => {
+                return Ok(out);
+            }
+            Reply::Error { message, .. } if !under.is_root() => {
+                out.unreadable.push((under.clone(), message));
+                return Ok(out);
+            }
             Reply::Error { message, .. } => {
                 return Err(DriverError::SafetyStop(format!(
                     "cannot list replica {}: {message}",

@@ -34,73 +34,179 @@ pub fn sync(job: &SyncJob, reporter: &mut dyn Reporter) -> (SyncSummary, Result<
     let started = Instant::now();
     let mut summary = SyncSummary {
         dry_run: job.run.dry_run,
+        state_path: state_path(&job.a, &job.b, job.run.state_dir.as_deref()),
         ..SyncSummary::default()
     };
-    let mut agents: Vec<Agent> = Vec::new();
-    let mut locked = false;
-    let result = run(job, reporter, &mut summary, &mut agents, &mut locked);
-    if locked {
-        for a in &agents {
-            replicas::unlock(a);
+    let result = match Session::open(job) {
+        Ok(mut session) => {
+            let result = session.pass(job, &Scope::Full, reporter, &mut summary);
+            let closed = session.close(result.is_ok(), &mut summary);
+            result.and(closed)
         }
-    }
-    let any_remote = agents.iter().any(|a| a.remote);
-    for a in agents.iter().filter(|a| a.remote || !any_remote) {
-        summary.sent += a.stats.sent.load(std::sync::atomic::Ordering::Relaxed);
-        summary.received += a.stats.received.load(std::sync::atomic::Ordering::Relaxed);
-    }
-    let closed = if result.is_ok() {
-        agents.into_iter().try_for_each(Agent::close)
-    } else {
-        agents.into_iter().for_each(Agent::kill);
-        Ok(())
+        Err(e) => Err(e),
     };
     summary.elapsed = started.elapsed();
-    let mut result = result.and(closed);
+    let result = partial(result, &summary);
+    (summary, result)
+}
+
+/// A run that went through but left files or conflicts undone is partial.
+pub(crate) fn partial(
+    result: Result<(), DriverError>,
+    summary: &SyncSummary,
+) -> Result<(), DriverError> {
     if result.is_ok() && (!summary.failed.is_empty() || summary.conflicts_skipped > 0) {
-        result = Err(DriverError::Partial {
+        return Err(DriverError::Partial {
             failed: summary.failed.len() + summary.conflicts_skipped as usize,
             vanished: 0,
         });
     }
-    (summary, result)
+    result
 }
 
-/// What the phases learn about the pair before they read the replicas.
-struct Pair {
-    id: String,
-    db: Option<StateDb>,
-    db_path: PathBuf,
-    /// No state and no replica id remembered: this is the first sync.
-    first: bool,
+/// What a pass looks at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Both replicas, whole (or their digests, when unchanged).
+    Full,
+    /// Only these paths and what lies beneath them, on both sides; the
+    /// rest is taken as the state records it (a watch's changes).
+    Paths(BTreeSet<RelPath>),
 }
 
-fn run(
+/// An open pair: its state, an agent on each side, and (unless a dry run)
+/// both locks, held until [`Session::close`]. A plain sync runs one full
+/// pass on it; a watch runs many.
+pub struct Session {
+    pair: Pair,
+    agents: Vec<Agent>,
+    locked: bool,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("pair", &self.pair.id)
+            .finish()
+    }
+}
+
+impl Session {
+    /// Phases 1 to 4: the state, the agents, the replica checks, the locks.
+    pub fn open(job: &SyncJob) -> Result<Session, DriverError> {
+        let mut session = Session {
+            pair: open_state(job)?,
+            agents: Vec::new(),
+            locked: false,
+        };
+        match session.start(job) {
+            Ok(()) => Ok(session),
+            Err(e) => {
+                let _ = session.close(false, &mut SyncSummary::default());
+                Err(e)
+            }
+        }
+    }
+
+    fn start(&mut self, job: &SyncJob) -> Result<(), DriverError> {
+        start_agents(job, &self.pair, &mut self.agents)?;
+        let sides = self.sides();
+        let ids = check_replicas(job, &self.pair, sides)?;
+        if !job.run.dry_run {
+            take_locks(job, &self.pair, sides, ids)?;
+            self.locked = true;
+        }
+        Ok(())
+    }
+
+    /// The agents, A then B.
+    pub fn sides(&self) -> [&Agent; 2] {
+        [&self.agents[0], &self.agents[1]]
+    }
+
+    /// Phases 5 to 8 over `scope`: read, plan, check, apply, finish.
+    pub fn pass(
+        &mut self,
+        job: &SyncJob,
+        scope: &Scope,
+        reporter: &mut dyn Reporter,
+        summary: &mut SyncSummary,
+    ) -> Result<(), DriverError> {
+        let deadline = job.run.max_time.map(|d| Instant::now() + d);
+        let sides = [&self.agents[0], &self.agents[1]];
+        let pair = &mut self.pair;
+        // After a kill, only a full pass may settle the journal.
+        let scope = match (scope, &pair.db) {
+            (Scope::Paths(_), Some(d)) if !d.intents()?.is_empty() => &Scope::Full,
+            _ => scope,
+        };
+        let read = match scope {
+            Scope::Full => read_sides(job, pair, sides, deadline, reporter, summary)?,
+            Scope::Paths(paths) => {
+                match super::scoped::read(job, pair.db.as_ref(), sides, paths, reporter, summary)? {
+                    Some((state, listings, busy)) => read_hashes(
+                        job,
+                        sides,
+                        state,
+                        listings,
+                        [None, None],
+                        busy,
+                        deadline,
+                        reporter,
+                    )?,
+                    None => None,
+                }
+            }
+        };
+        let Some(read) = read else {
+            reporter.event(Event::Planned {
+                actions: 0,
+                transfers: 0,
+                bytes: 0,
+            });
+            return match scope {
+                Scope::Full => finish(job, sides, pair, [None, None], [false, false], true),
+                Scope::Paths(_) => Ok(()),
+            };
+        };
+        apply_pass(job, scope, sides, pair, read, deadline, reporter, summary)
+    }
+
+    /// Releases the locks and ends the agents (politely when `ok`), adding
+    /// the bytes they moved to `summary`.
+    pub fn close(self, ok: bool, summary: &mut SyncSummary) -> Result<(), DriverError> {
+        if self.locked {
+            for a in &self.agents {
+                replicas::unlock(a);
+            }
+        }
+        let any_remote = self.agents.iter().any(|a| a.remote);
+        for a in self.agents.iter().filter(|a| a.remote || !any_remote) {
+            summary.sent += a.stats.sent.load(std::sync::atomic::Ordering::Relaxed);
+            summary.received += a.stats.received.load(std::sync::atomic::Ordering::Relaxed);
+        }
+        if ok {
+            self.agents.into_iter().try_for_each(Agent::close)
+        } else {
+            self.agents.into_iter().for_each(Agent::kill);
+            Ok(())
+        }
+    }
+}
+
+/// Phases 6 to 8 on what a pass read.
+#[allow(clippy::too_many_arguments)]
+fn apply_pass(
     job: &SyncJob,
+    scope: &Scope,
+    sides: [&Agent; 2],
+    pair: &mut Pair,
+    read: Read,
+    deadline: Option<Instant>,
     reporter: &mut dyn Reporter,
     summary: &mut SyncSummary,
-    agents: &mut Vec<Agent>,
-    locked: &mut bool,
 ) -> Result<(), DriverError> {
     let o = &job.run;
-    let deadline = o.max_time.map(|d| Instant::now() + d);
-    let mut pair = open_state(job)?;
-    summary.state_path = pair.db_path.clone();
-    start_agents(job, &pair, agents)?;
-    let sides = [&agents[0], &agents[1]];
-    let ids = check_replicas(job, &pair, sides)?;
-    if !o.dry_run {
-        take_locks(job, &pair, sides, ids)?;
-        *locked = true;
-    }
-    let Some(read) = read_sides(job, &mut pair, sides, deadline, reporter, summary)? else {
-        reporter.event(Event::Planned {
-            actions: 0,
-            transfers: 0,
-            bytes: 0,
-        });
-        return finish(job, sides, &pair, [None, None], [false, false], true);
-    };
     let pl = plan_and_check(job, &read, reporter, summary)?;
     if o.dry_run {
         for c in pl.changes.iter().filter(|c| !c.line.is_empty()) {
@@ -138,7 +244,22 @@ fn run(
         && summary.conflicts_skipped == 0
         && read.busy.is_empty()
         && pl.held_back == 0;
-    finish(job, sides, &pair, read.fresh, changed, clean)
+    // A pass over some paths saw neither side whole: what it changed drops
+    // both stored digests, so the next full pass lists both.
+    let changed = match scope {
+        Scope::Paths(_) if !pl.changes.is_empty() => [true, true],
+        _ => changed,
+    };
+    finish(job, sides, pair, read.fresh, changed, clean)
+}
+
+/// What the phases learn about the pair before they read the replicas.
+struct Pair {
+    id: String,
+    db: Option<StateDb>,
+    db_path: PathBuf,
+    /// No state and no replica id remembered: this is the first sync.
+    first: bool,
 }
 
 /// Phase 1. A dry run must not create the database; an absent one reads
@@ -263,16 +384,8 @@ struct Read {
     unsure: BTreeSet<RelPath>,
 }
 
-/// Phase 5: the listings, the journal, the hashes. `None` when neither
-/// side changed since the last clean run.
-fn read_sides(
-    job: &SyncJob,
-    pair: &mut Pair,
-    agents: [&Agent; 2],
-    deadline: Option<Instant>,
-    reporter: &mut dyn Reporter,
-    summary: &mut SyncSummary,
-) -> Result<Option<Read>, DriverError> {
+/// The listing filters (with `--ignore-hidden`) and what each entry reports.
+pub(crate) fn what_to_list(job: &SyncJob) -> (Vec<String>, ListWants) {
     let o = &job.run;
     let mut filters = o.excludes.clone();
     if o.ignore_hidden {
@@ -285,6 +398,21 @@ fn read_sides(
         xattrs: job.plan.xattrs,
         acls: job.plan.xattrs,
     };
+    (filters, wants)
+}
+
+/// Phase 5: the listings, the journal, the hashes. `None` when neither
+/// side changed since the last clean run.
+fn read_sides(
+    job: &SyncJob,
+    pair: &mut Pair,
+    agents: [&Agent; 2],
+    deadline: Option<Instant>,
+    reporter: &mut dyn Reporter,
+    summary: &mut SyncSummary,
+) -> Result<Option<Read>, DriverError> {
+    let o = &job.run;
+    let (filters, wants) = what_to_list(job);
     // A killed run's journal means the stored digests may hide its work.
     let journal = match &pair.db {
         Some(d) => !d.intents()?.is_empty(),

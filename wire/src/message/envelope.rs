@@ -3,7 +3,9 @@
 //! its body; every payload but the greeting starts with the request id.
 
 use super::fields::*;
-use super::{Code, Feed, Hello, MAX_FILTERS, MAX_PATH, MAX_TEXT, Message, Reply, Request};
+use super::{
+    Code, Feed, Hello, MAX_CHANGED, MAX_FILTERS, MAX_PATH, MAX_TEXT, Message, Reply, Request,
+};
 use crate::codec::{Dec, Enc};
 use crate::error::WireError;
 
@@ -30,12 +32,14 @@ mod kind {
     pub const PURGE: u8 = 0x67;
     pub const PAIR: u8 = 0x68;
     pub const SPACE: u8 = 0x69;
+    pub const WATCH: u8 = 0x6a;
     // Replies.
     pub const ERROR: u8 = 0x02;
     pub const ENTRY: u8 = 0x11;
     pub const LIST_END: u8 = 0x12;
     pub const LIST_SAME: u8 = 0x13;
     pub const NOTICE: u8 = 0x14;
+    pub const CHANGED: u8 = 0x15;
     pub const SIG_CHUNK: u8 = 0x21;
     pub const SIG_END: u8 = 0x22;
     pub const DELTA_CHUNK: u8 = 0x31;
@@ -77,11 +81,13 @@ fn kind_name(k: u8) -> Option<&'static str> {
         PURGE => "Purge",
         PAIR => "Pair",
         SPACE => "Space",
+        WATCH => "Watch",
         ERROR => "Error",
         ENTRY => "Entry",
         LIST_END => "ListEnd",
         LIST_SAME => "ListSame",
         NOTICE => "Notice",
+        CHANGED => "Changed",
         SIG_CHUNK => "SigChunk",
         SIG_END => "SigEnd",
         DELTA_CHUNK => "DeltaChunk",
@@ -237,6 +243,7 @@ fn put_request(e: &mut Enc, r: &Request) -> u8 {
         }
         Request::Unlock => kind::UNLOCK,
         Request::Space => kind::SPACE,
+        Request::Watch => kind::WATCH,
         Request::Purge { days } => {
             e.varint(u64::from(*days));
             kind::PURGE
@@ -292,6 +299,13 @@ fn put_reply(e: &mut Enc, r: &Reply) -> u8 {
         } => {
             e.varint(u64::from(code.number())).bytes(path).str(message);
             kind::NOTICE
+        }
+        Reply::Changed { paths, overflow } => {
+            e.u8(u8::from(*overflow)).varint(paths.len() as u64);
+            for p in paths {
+                e.bytes(p);
+            }
+            kind::CHANGED
         }
         Reply::Done => kind::DONE,
         Reply::Value(text) => {
@@ -368,7 +382,7 @@ pub(super) fn decode(k: u8, payload: &[u8]) -> Result<Message, WireError> {
         BYE => Message::Bye,
         CANCEL => Message::Cancel { id: d.varint()? },
         LIST | SIGNATURE | DELTA | PATCH | MKDIR | SYMLINK | SET_ATTR | REMOVE | LINK
-        | REPLICA_ID | HASH | STASH | RENAME | LOCK | UNLOCK | PURGE | PAIR | SPACE => {
+        | REPLICA_ID | HASH | STASH | RENAME | LOCK | UNLOCK | PURGE | PAIR | SPACE | WATCH => {
             let id = d.varint()?;
             Message::Call {
                 id,
@@ -483,6 +497,7 @@ fn get_request(k: u8, d: &mut Dec<'_>) -> Result<Request, WireError> {
         },
         UNLOCK => Request::Unlock,
         SPACE => Request::Space,
+        WATCH => Request::Watch,
         PURGE => Request::Purge { days: d.u32()? },
         _ => Request::Pair {
             pair: d.string(MAX_TEXT)?,
@@ -515,6 +530,21 @@ fn get_reply(k: u8, d: &mut Dec<'_>) -> Result<Reply, WireError> {
                     message,
                 }
             }
+        }
+        CHANGED => {
+            let overflow = d.bool()?;
+            let n = d.varint()?;
+            if n > MAX_CHANGED {
+                return Err(WireError::malformed(
+                    "Changed",
+                    format!("{n} paths exceed the limit of {MAX_CHANGED}"),
+                ));
+            }
+            let mut paths = Vec::new();
+            for _ in 0..n {
+                paths.push(d.bytes(MAX_PATH)?.to_vec());
+            }
+            Reply::Changed { paths, overflow }
         }
         DONE => Reply::Done,
         VALUE => Reply::Value(d.string(MAX_TEXT)?),

@@ -29,6 +29,8 @@ pub use fields::{
 pub const MAX_PATH: usize = 4096;
 /// Longest free-text field (errors, program versions, user names).
 pub const MAX_TEXT: usize = 4096;
+/// Most paths in one `Changed` reply (a watch sends more as more replies).
+pub const MAX_CHANGED: u64 = 1024;
 /// Most filter patterns in one listing request.
 pub const MAX_FILTERS: u64 = 10_000;
 /// Longest extended-attribute name (Linux's `XATTR_NAME_MAX`).
@@ -204,6 +206,10 @@ pub enum Request {
     /// The root's file system space: `Value` with "AVAIL TOTAL" in bytes
     /// (what an unprivileged writer may use, and the whole).
     Space,
+    /// Watch the replica for changes until cancelled: `Changed`… as they
+    /// happen, then `Done` (or `Error`, e.g. `Busy` past the kernel's
+    /// watch limit).
+    Watch,
 }
 
 /// More input for an open request, client to agent.
@@ -249,6 +255,10 @@ pub enum Reply {
         path: Vec<u8>,
         message: String,
     },
+    /// Paths under a watched root that changed (created, written, removed,
+    /// renamed or re-attributed), or `overflow`: too many to tell, list
+    /// everything. Not terminal.
+    Changed { paths: Vec<Vec<u8>>, overflow: bool },
     /// The listing is complete. Terminal.
     ListEnd { count: u64, digest: [u8; 32] },
     /// The listing's digest matched `if_digest`: no entries follow. Terminal.
@@ -281,6 +291,7 @@ impl Reply {
             self,
             Reply::Entry(_)
                 | Reply::Notice { .. }
+                | Reply::Changed { .. }
                 | Reply::SigChunk(_)
                 | Reply::DeltaStart { .. }
                 | Reply::DeltaChunk(_)

@@ -175,6 +175,7 @@ fn samples() -> Vec<Message> {
         call(15, Request::Unlock),
         call(16, Request::Purge { days: 30 }),
         call(19, Request::Space),
+        call(20, Request::Watch),
         call(
             17,
             Request::Pair {
@@ -207,6 +208,20 @@ fn samples() -> Vec<Message> {
                 code: Code::Skipped,
                 path: b"fifo".to_vec(),
                 message: "a FIFO".into(),
+            },
+        ),
+        reply(
+            20,
+            Reply::Changed {
+                paths: vec![b"a/b".to_vec(), Vec::new()],
+                overflow: false,
+            },
+        ),
+        reply(
+            20,
+            Reply::Changed {
+                paths: Vec::new(),
+                overflow: true,
             },
         ),
         reply(1, Reply::Done),
