@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 /// A running sshd and the client-side files that reach it.
 pub struct Sshd {
     child: Child,
+    config: PathBuf,
     pub port: u16,
     pub dir: tempfile::TempDir,
     /// The user's private key.
@@ -51,7 +52,72 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+fn spawn(config: &Path) -> Child {
+    Command::new("/usr/sbin/sshd")
+        .arg("-D")
+        .arg("-e")
+        .arg("-f")
+        .arg(config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("sshd starts (the test script installs openssh-server)")
+}
+
+/// The processes whose parent is `pid` (from /proc).
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid ...": comm may hold spaces, so split after ')'.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
+        let ppid: Option<u32> = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok());
+        if ppid == Some(pid) {
+            if let Some(child) = e.file_name().to_str().and_then(|n| n.parse().ok()) {
+                out.push(child);
+            }
+        }
+    }
+    out
+}
+
+fn wait_listening(port: u16) {
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "sshd did not start listening"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 impl Sshd {
+    /// Kills the server and each session it serves (its child processes,
+    /// by pid), as a crash or a cut link would: every connection drops.
+    pub fn kill(&mut self) {
+        let sessions = children_of(self.child.id());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for pid in sessions {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(pid.to_string())
+                .status();
+        }
+    }
+
+    /// Starts the server again, on the same port with the same keys.
+    pub fn restart(&mut self) {
+        self.child = spawn(&self.config);
+        wait_listening(self.port);
+    }
+
     /// Starts sshd; `extra` lines go into its config.
     pub fn start(extra: &str) -> Sshd {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -83,16 +149,7 @@ impl Sshd {
             ),
         )
         .expect("config");
-        let child = Command::new("/usr/sbin/sshd")
-            .arg("-D")
-            .arg("-e")
-            .arg("-f")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("sshd starts (the test script installs openssh-server)");
+        let child = spawn(&config);
         let known_hosts = d.join("known_hosts");
         let pubkey = std::fs::read_to_string(host_key.with_extension("pub")).expect("host pub");
         let mut parts = pubkey.split_whitespace();
@@ -100,16 +157,10 @@ impl Sshd {
         std::fs::File::create(&known_hosts)
             .and_then(|mut f| writeln!(f, "[127.0.0.1]:{port} {kind} {key}"))
             .expect("known_hosts");
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "sshd did not start listening"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_listening(port);
         Sshd {
             child,
+            config,
             port,
             dir,
             identity,

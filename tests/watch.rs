@@ -1,0 +1,271 @@
+//! `deltasync watch` against a real sshd: edits on either side arrive
+//! within settle + 2 s; a conflict made while the link was down is settled
+//! after it comes back, with nothing lost; a killed and restarted sshd is
+//! reconnected to; SIGTERM leaves no lock and no partial file behind.
+
+mod common;
+
+use common::sshd::Sshd;
+use common::*;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SETTLE: Duration = Duration::from_secs(1);
+
+/// A `deltasync watch` child, killed (by its pid) if a test fails.
+struct Watch {
+    child: Child,
+    log: PathBuf,
+    state: tempfile::TempDir,
+}
+
+impl Watch {
+    fn start(server: &Sshd, a: &Path, b: &Path) -> Watch {
+        let state = tmp();
+        let log = state.path().join("watch.log");
+        let child = deltasync()
+            .arg("watch")
+            .arg(a)
+            .arg(server.url(b))
+            .args(server.flags())
+            .args(server.remote_bin())
+            .args(["--settle", "1s", "--keepalive", "2s"])
+            .env("XDG_STATE_HOME", state.path())
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&log).unwrap())
+            .stderr(fs::File::create(state.path().join("watch.err")).unwrap())
+            .spawn()
+            .expect("deltasync watch starts");
+        Watch { child, log, state }
+    }
+
+    fn log(&self) -> String {
+        let err = fs::read_to_string(self.state.path().join("watch.err")).unwrap_or_default();
+        format!("{}{err}", fs::read_to_string(&self.log).unwrap_or_default())
+    }
+
+    fn status(&self) -> String {
+        let out = deltasync()
+            .arg("status")
+            .env("XDG_STATE_HOME", self.state.path())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// SIGTERM; the exit status.
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let until = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(Instant::now() < until, "watch did not stop: {}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits up to `limit` for `cond`; how long it took, or `None`.
+fn within(limit: Duration, mut cond: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if cond() {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+fn holds(p: &Path, data: &[u8]) -> bool {
+    fs::read(p).is_ok_and(|d| d == data)
+}
+
+/// Every file's contents under `root`, the work folder's kept versions included.
+fn all_contents(root: &Path) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).into_iter().flatten().flatten() {
+            let t = e.file_type().unwrap();
+            if t.is_dir() {
+                stack.push(e.path());
+            } else if t.is_file() {
+                out.push(fs::read(e.path()).unwrap());
+            }
+        }
+    }
+    out
+}
+
+fn setup() -> (Sshd, tempfile::TempDir, PathBuf, PathBuf) {
+    let server = Sshd::start("");
+    let t = tmp();
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    fs::create_dir_all(&a).unwrap();
+    fs::create_dir_all(&b).unwrap();
+    write(&a, "first.txt", b"from the start");
+    (server, t, a, b)
+}
+
+#[test]
+fn edits_on_either_side_arrive_within_settle_plus_two_seconds() {
+    let (server, _t, a, b) = setup();
+    let mut w = Watch::start(&server, &a, &b);
+    assert!(
+        within(Duration::from_secs(20), || holds(
+            &b.join("first.txt"),
+            b"from the start"
+        ))
+        .is_some(),
+        "the first full sync did not happen: {}",
+        w.log()
+    );
+    let bound = SETTLE + Duration::from_secs(2);
+    for i in 0..3 {
+        let data = format!("local edit {i}");
+        write(&a, &format!("dir/local{i}.txt"), data.as_bytes());
+        let took = within(Duration::from_secs(10), || {
+            holds(&b.join(format!("dir/local{i}.txt")), data.as_bytes())
+        });
+        assert!(
+            took.is_some_and(|t| t <= bound),
+            "local -> remote took {took:?}: {}",
+            w.log()
+        );
+        let data = format!("remote edit {i}");
+        write(&b, "first.txt", data.as_bytes());
+        let took = within(Duration::from_secs(10), || {
+            holds(&a.join("first.txt"), data.as_bytes())
+        });
+        assert!(
+            took.is_some_and(|t| t <= bound),
+            "remote -> local took {took:?}: {}",
+            w.log()
+        );
+    }
+    // A deletion travels too.
+    fs::remove_file(a.join("dir/local0.txt")).unwrap();
+    assert!(
+        within(Duration::from_secs(10), || !b
+            .join("dir/local0.txt")
+            .exists())
+        .is_some(),
+        "{}",
+        w.log()
+    );
+    assert!(w.status().contains("watching"), "{}", w.status());
+    assert!(w.terminate().success(), "{}", w.log());
+}
+
+#[test]
+fn a_conflict_made_while_the_link_is_down_is_settled_after_it_returns() {
+    let (mut server, _t, a, b) = setup();
+    write(&a, "shared.txt", b"the base version");
+    let w = Watch::start(&server, &a, &b);
+    assert!(
+        within(Duration::from_secs(20), || holds(
+            &b.join("shared.txt"),
+            b"the base version"
+        ))
+        .is_some(),
+        "{}",
+        w.log()
+    );
+    server.kill();
+    // Both sides change the same file, and each adds one of its own.
+    write(&a, "shared.txt", b"A's edit while the link was down");
+    write(&b, "shared.txt", b"B's edit while the link was down");
+    write(&a, "only-a.txt", b"new on A");
+    write(&b, "only-b.txt", b"new on B");
+    assert!(
+        within(Duration::from_secs(10), || w.log().contains("trying again")).is_some(),
+        "the lost link was not noticed: {}",
+        w.log()
+    );
+    server.restart();
+    let converged = within(Duration::from_secs(60), || {
+        holds(&b.join("only-a.txt"), b"new on A")
+            && holds(&a.join("only-b.txt"), b"new on B")
+            && fs::read(a.join("shared.txt")).ok() == fs::read(b.join("shared.txt")).ok()
+    });
+    assert!(
+        converged.is_some(),
+        "no convergence after the restart: {}",
+        w.log()
+    );
+    // Nothing lost: both edits are still there, one live and one kept
+    // (in the conflicts folder of the side it lost on).
+    let mut all = all_contents(&a);
+    all.extend(all_contents(&b));
+    for edit in [
+        &b"A's edit while the link was down"[..],
+        b"B's edit while the link was down",
+    ] {
+        assert!(
+            all.iter().any(|c| c == edit),
+            "lost {:?}: {}",
+            String::from_utf8_lossy(edit),
+            w.log()
+        );
+    }
+}
+
+#[test]
+fn sigterm_leaves_no_lock_and_no_partial_file() {
+    let (server, _t, a, b) = setup();
+    // Big enough that the first sync is still sending when SIGTERM comes.
+    write(&a, "big.bin", &random_bytes(7, 48 << 20));
+    let mut w = Watch::start(&server, &a, &b);
+    std::thread::sleep(Duration::from_millis(1500));
+    let status = w.terminate();
+    assert!(status.success(), "exit {status}: {}", w.log());
+    // Either the file arrived whole or it is not there at its live path.
+    if let Ok(got) = fs::read(b.join("big.bin")) {
+        assert_eq!(got, read(&a.join("big.bin")), "a torn file at a live path");
+    }
+    for side in [&a, &b] {
+        for e in fs::read_dir(side).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            assert!(
+                matches!(name.as_str(), "big.bin" | "first.txt" | ".deltasync"),
+                "stray {name} in {}",
+                side.display()
+            );
+        }
+    }
+    // No lock is left: a plain sync runs at once and converges.
+    let out = deltasync()
+        .arg("sync")
+        .arg(&a)
+        .arg(server.url(&b))
+        .args(server.flags())
+        .args(server.remote_bin())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(read(&b.join("big.bin")), read(&a.join("big.bin")));
+    assert!(w.status().contains("stopped"), "{}", w.status());
+}
