@@ -23,15 +23,21 @@ struct Watch {
 
 impl Watch {
     fn start(server: &Sshd, a: &Path, b: &Path) -> Watch {
+        let mut flags = server.flags();
+        flags.extend(["--keepalive".into(), "2s".into()]);
+        Watch::start_with(server, &server.url(b), a, &flags)
+    }
+
+    fn start_with(server: &Sshd, url: &str, a: &Path, flags: &[String]) -> Watch {
         let state = tmp();
         let log = state.path().join("watch.log");
         let child = deltasync()
             .arg("watch")
             .arg(a)
-            .arg(server.url(b))
-            .args(server.flags())
+            .arg(url)
+            .args(flags)
             .args(server.remote_bin())
-            .args(["--settle", "1s", "--keepalive", "2s"])
+            .args(["--settle", "1s"])
             .env("XDG_STATE_HOME", state.path())
             .stdin(Stdio::null())
             .stdout(fs::File::create(&log).unwrap())
@@ -268,4 +274,98 @@ fn sigterm_leaves_no_lock_and_no_partial_file() {
     );
     assert_eq!(read(&b.join("big.bin")), read(&a.join("big.bin")));
     assert!(w.status().contains("stopped"), "{}", w.status());
+}
+
+/// CPU time (user + system, in clock ticks) of every deltasync process:
+/// the watch, its local agent and the remote agent.
+fn deltasync_ticks() -> u64 {
+    let bin = env!("CARGO_BIN_EXE_deltasync");
+    let mut total = 0;
+    for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let cmdline = fs::read(e.path().join("cmdline")).unwrap_or_default();
+        if !cmdline.starts_with(bin.as_bytes()) {
+            continue;
+        }
+        let stat = fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let f: Vec<u64> = rest
+            .split_whitespace()
+            .map(|x| x.parse().unwrap_or(0))
+            .collect();
+        total += f.get(11).unwrap_or(&0) + f.get(12).unwrap_or(&0); // utime, stime
+    }
+    total
+}
+
+fn percentile(v: &mut [Duration], p: f64) -> Duration {
+    v.sort();
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Latency of 20 edits each way, idle CPU over 60 s and bytes per idle
+/// minute, over a 40 ms RTT proxy. A benchmark: only with DELTASYNC_BENCH=1
+/// (numbers go to docs/benchmarks.md).
+#[test]
+fn bench_watch_latency_idle_cpu_and_idle_bytes() {
+    if std::env::var_os("DELTASYNC_BENCH").is_none() {
+        eprintln!("skipped: a benchmark; run with DELTASYNC_BENCH=1");
+        return;
+    }
+    let (server, _t, a, b) = setup();
+    let proxy = common::proxy::Proxy::start(server.port, Duration::from_millis(20));
+    let url = format!("ssh://127.0.0.1:{}{}", proxy.port, b.display());
+    let flags = vec![
+        "--identity".to_string(),
+        server.identity.display().to_string(),
+        "--known-hosts".into(),
+        server.known_hosts_for(proxy.port).display().to_string(),
+    ];
+    let w = Watch::start_with(&server, &url, &a, &flags);
+    assert!(
+        within(Duration::from_secs(30), || holds(
+            &b.join("first.txt"),
+            b"from the start"
+        ))
+        .is_some(),
+        "{}",
+        w.log()
+    );
+    let (mut up, mut down) = (Vec::new(), Vec::new());
+    for i in 0..20 {
+        let data = format!("edit {i} made on A");
+        let start = Instant::now();
+        write(&a, &format!("a{i}.txt"), data.as_bytes());
+        within(Duration::from_secs(20), || {
+            holds(&b.join(format!("a{i}.txt")), data.as_bytes())
+        })
+        .expect("arrived");
+        up.push(start.elapsed());
+        let data = format!("edit {i} made on B");
+        let start = Instant::now();
+        write(&b, &format!("b{i}.txt"), data.as_bytes());
+        within(Duration::from_secs(20), || {
+            holds(&a.join(format!("b{i}.txt")), data.as_bytes())
+        })
+        .expect("arrived");
+        down.push(start.elapsed());
+    }
+    std::thread::sleep(Duration::from_secs(5)); // our own echoes settle
+    let ticks = deltasync_ticks();
+    let bytes = proxy.up.load(std::sync::atomic::Ordering::Relaxed)
+        + proxy.down.load(std::sync::atomic::Ordering::Relaxed);
+    std::thread::sleep(Duration::from_secs(60));
+    let idle_ticks = deltasync_ticks() - ticks;
+    let idle_bytes = proxy.up.load(std::sync::atomic::Ordering::Relaxed)
+        + proxy.down.load(std::sync::atomic::Ordering::Relaxed)
+        - bytes;
+    println!(
+        "watch bench (settle 1 s, 40 ms RTT): A->B median {:.2} s p95 {:.2} s; B->A median {:.2} s p95 {:.2} s; \
+         idle CPU over 60 s: {:.2} s ({:.3}%); idle bytes per minute: {idle_bytes}",
+        percentile(&mut up, 0.5).as_secs_f64(),
+        percentile(&mut up, 0.95).as_secs_f64(),
+        percentile(&mut down, 0.5).as_secs_f64(),
+        percentile(&mut down, 0.95).as_secs_f64(),
+        idle_ticks as f64 / 100.0,
+        idle_ticks as f64 / 100.0 / 60.0 * 100.0,
+    );
 }
