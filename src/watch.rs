@@ -2,6 +2,9 @@
 //! `run`), the driver's watch loop, its news out as log lines and the
 //! status file. SIGTERM and SIGINT stop it, SIGHUP reloads the options.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use anyhow::Result;
 use clap::ArgMatches;
 use crossbeam::channel::{Receiver, unbounded};
@@ -17,11 +20,20 @@ use crate::pair::PairSpec;
 use crate::status::Status;
 use crate::sync::{Output, duration};
 
+/// `--timeout` for a watch that was given none.
+const SILENT_LINK: std::time::Duration = std::time::Duration::from_secs(300);
+
 pub fn watch(args: &WatchArgs, m: &ArgMatches) -> Result<()> {
-    let control = signals()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let control = signals(stop.clone())?;
     loop {
         let spec = resolve(args, m)?;
-        let job = crate::sync::job(&spec.opts, &spec.a, &spec.b)?;
+        let mut job = crate::sync::job(&spec.opts, &spec.a, &spec.b)?;
+        job.run.stop = Some(stop.clone());
+        // A link that goes silent in the middle of a sync is lost after
+        // this long without a byte, unless --timeout says otherwise (idle,
+        // the keepalive finds it much sooner).
+        job.connect.timeout.get_or_insert(SILENT_LINK);
         let o = WatchOptions {
             settle: duration("--settle", &args.settle)?,
             full_every: duration("--full-every", &args.full_every)?,
@@ -39,7 +51,8 @@ pub fn watch(args: &WatchArgs, m: &ArgMatches) -> Result<()> {
         out.status_set("state", json!("connecting"));
         let ended = watch::watch(&job, &o, &control, &mut out);
         let state = match &ended {
-            Ok(_) => json!("stopped"),
+            Ok(Ended::Stopped) => json!("stopped"),
+            Ok(Ended::Reload) => json!("reloading"),
             Err(_) => json!("failed"),
         };
         if let Err(e) = &ended {
@@ -86,8 +99,9 @@ fn resolve(args: &WatchArgs, m: &ArgMatches) -> Result<PairSpec, DriverError> {
     })
 }
 
-/// SIGTERM and SIGINT as `Stop`, SIGHUP as `Reload`.
-fn signals() -> Result<Receiver<Control>> {
+/// SIGTERM and SIGINT as `Stop` (and `stop` set, which parks the
+/// transfers in flight), SIGHUP as `Reload`.
+fn signals(stop: Arc<AtomicBool>) -> Result<Receiver<Control>> {
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])?;
     let (tx, rx) = unbounded();
     std::thread::spawn(move || {
@@ -95,6 +109,7 @@ fn signals() -> Result<Receiver<Control>> {
             let c = if s == SIGHUP {
                 Control::Reload
             } else {
+                stop.store(true, Ordering::Relaxed);
                 Control::Stop
             };
             if tx.send(c).is_err() {

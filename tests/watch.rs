@@ -236,18 +236,30 @@ fn a_conflict_made_while_the_link_is_down_is_settled_after_it_returns() {
 }
 
 #[test]
-fn sigterm_leaves_no_lock_and_no_partial_file() {
+fn sigterm_parks_the_transfer_in_flight_and_leaves_no_lock() {
     let (server, _t, a, b) = setup();
-    // Big enough that the first sync is still sending when SIGTERM comes.
+    // 48 MiB at 4 MiB/s: still sending when SIGTERM comes.
     write(&a, "big.bin", &random_bytes(7, 48 << 20));
-    let mut w = Watch::start(&server, &a, &b);
-    std::thread::sleep(Duration::from_millis(1500));
+    let mut flags = server.flags();
+    flags.extend(["--bwlimit".into(), "4M".into(), "--no-compress".into()]);
+    let mut w = Watch::start_with(&server, &server.url(&b), &a, &flags);
+    assert!(
+        within(Duration::from_secs(20), || w.log().contains("connected")).is_some(),
+        "{}",
+        w.log()
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    let asked = Instant::now();
     let status = w.terminate();
     assert!(status.success(), "exit {status}: {}", w.log());
-    // Either the file arrived whole or it is not there at its live path.
-    if let Ok(got) = fs::read(b.join("big.bin")) {
-        assert_eq!(got, read(&a.join("big.bin")), "a torn file at a live path");
-    }
+    assert!(
+        asked.elapsed() < Duration::from_secs(8),
+        "SIGTERM took {:?}: the transfer was not parked: {}",
+        asked.elapsed(),
+        w.log()
+    );
+    // Nothing torn at a live path, no stray file; the prefix is parked.
+    assert!(!b.join("big.bin").exists(), "{}", w.log());
     for side in [&a, &b] {
         for e in fs::read_dir(side).unwrap().flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
@@ -258,7 +270,9 @@ fn sigterm_leaves_no_lock_and_no_partial_file() {
             );
         }
     }
-    // No lock is left: a plain sync runs at once and converges.
+    let parked = fs::read_dir(b.join(".deltasync/partial")).map_or(0, |d| d.count());
+    assert!(parked > 0, "no parked prefix: {}", w.log());
+    // No lock is left: a plain sync runs at once, resumes, and converges.
     let out = deltasync()
         .arg("sync")
         .arg(&a)
@@ -274,6 +288,68 @@ fn sigterm_leaves_no_lock_and_no_partial_file() {
     );
     assert_eq!(read(&b.join("big.bin")), read(&a.join("big.bin")));
     assert!(w.status().contains("stopped"), "{}", w.status());
+}
+
+#[test]
+fn a_tree_past_the_inotify_limit_is_scanned_instead() {
+    // A user namespace of our own, where the watch limit is 3.
+    let probe = Command::new("unshare")
+        .args([
+            "-Ur",
+            "sh",
+            "-c",
+            "echo 3 > /proc/sys/user/max_inotify_watches",
+        ])
+        .status();
+    if !probe.is_ok_and(|s| s.success()) {
+        eprintln!(
+            "skipped: this kernel does not let us make a user namespace with its own inotify limit"
+        );
+        return;
+    }
+    let t = tmp();
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    for i in 0..10 {
+        write(&a, &format!("d{i}/f"), b"x");
+    }
+    fs::create_dir_all(&b).unwrap();
+    let log = t.path().join("log");
+    let child = Command::new("unshare")
+        .args([
+            "-Ur",
+            "sh",
+            "-c",
+            "echo 3 > /proc/sys/user/max_inotify_watches && exec \"$@\"",
+            "sh",
+        ])
+        .arg(env!("CARGO_BIN_EXE_deltasync"))
+        .arg("watch")
+        .arg(&a)
+        .arg(&b)
+        .args(["--settle", "500ms", "--scan-every", "2s"])
+        .env("XDG_STATE_HOME", t.path())
+        .stdout(fs::File::create(&log).unwrap())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let synced = within(Duration::from_secs(20), || holds(&b.join("d9/f"), b"x"));
+    write(&a, "d5/new.txt", b"made after the start");
+    let arrived = within(Duration::from_secs(10), || {
+        holds(&b.join("d5/new.txt"), b"made after the start")
+    });
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        fs::read_to_string(&log).unwrap_or_default(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(synced.is_some() && arrived.is_some(), "{said}");
+    assert!(said.contains("cannot be watched"), "{said}");
+    assert!(said.contains("max_user_watches"), "{said}");
+    assert!(out.status.success(), "{}: {said}", out.status);
 }
 
 /// CPU time (user + system, in clock ticks) of every deltasync process:
@@ -367,5 +443,138 @@ fn bench_watch_latency_idle_cpu_and_idle_bytes() {
         percentile(&mut down, 0.95).as_secs_f64(),
         idle_ticks as f64 / 100.0,
         idle_ticks as f64 / 100.0 / 60.0 * 100.0,
+    );
+}
+
+#[test]
+fn a_config_pair_is_watched_by_name_and_sighup_reloads_it() {
+    let t = tmp();
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    write(&a, "keep.txt", b"kept");
+    fs::create_dir_all(&b).unwrap();
+    let config = t.path().join("config.toml");
+    let pair = |exclude: &str| {
+        format!(
+            "[pairs.office]\na = \"{}\"\nb = \"{}\"\nexclude = [\"{exclude}\"]\n",
+            a.display(),
+            b.display()
+        )
+    };
+    fs::write(&config, pair("*.tmp")).unwrap();
+    let log = t.path().join("log");
+    let mut child = deltasync()
+        .args(["watch", "office", "--settle", "300ms", "--config"])
+        .arg(&config)
+        .env("XDG_STATE_HOME", t.path())
+        .stdout(fs::File::create(&log).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let said = || fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        within(Duration::from_secs(20), || holds(
+            &b.join("keep.txt"),
+            b"kept"
+        ))
+        .is_some()
+    );
+    write(&a, "x.tmp", b"excluded");
+    write(&a, "x.log", b"taken");
+    assert!(
+        within(Duration::from_secs(10), || holds(
+            &b.join("x.log"),
+            b"taken"
+        ))
+        .is_some(),
+        "{}",
+        said()
+    );
+    assert!(
+        !b.join("x.tmp").exists(),
+        "an excluded file was synced: {}",
+        said()
+    );
+    // Reload with *.tmp no longer excluded: the full sync after it takes x.tmp.
+    fs::write(&config, pair("*.bak")).unwrap();
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(
+        within(Duration::from_secs(20), || holds(
+            &b.join("x.tmp"),
+            b"excluded"
+        ))
+        .is_some(),
+        "{}",
+        said()
+    );
+    assert!(said().contains("reloading"), "{}", said());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(child.wait().unwrap().success(), "{}", said());
+    let status = deltasync()
+        .arg("status")
+        .env("XDG_STATE_HOME", t.path())
+        .output()
+        .unwrap();
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(status.contains("office: stopped"), "{status}");
+}
+
+#[test]
+fn a_link_that_goes_silent_is_noticed_and_reconnected() {
+    let (server, _t, a, b) = setup();
+    let proxy = common::proxy::Proxy::start(server.port, Duration::from_millis(1));
+    let url = format!("ssh://127.0.0.1:{}{}", proxy.port, b.display());
+    let flags = vec![
+        "--identity".to_string(),
+        server.identity.display().to_string(),
+        "--known-hosts".into(),
+        server.known_hosts_for(proxy.port).display().to_string(),
+        "--keepalive".into(),
+        "2s".into(),
+    ];
+    let w = Watch::start_with(&server, &url, &a, &flags);
+    assert!(
+        within(Duration::from_secs(20), || holds(
+            &b.join("first.txt"),
+            b"from the start"
+        ))
+        .is_some(),
+        "{}",
+        w.log()
+    );
+    // Once the first sync is over, the network goes quiet: no error, no bytes.
+    assert!(
+        within(Duration::from_secs(20), || w.log().contains("full sync:")).is_some(),
+        "{}",
+        w.log()
+    );
+    proxy.stall();
+    write(&b, "made-while-silent.txt", b"on B, link down");
+    assert!(
+        within(Duration::from_secs(15), || w.log().contains("trying again")).is_some(),
+        "the silent link was not noticed: {}",
+        w.log()
+    );
+    proxy.resume();
+    assert!(
+        within(Duration::from_secs(60), || holds(
+            &a.join("made-while-silent.txt"),
+            b"on B, link down"
+        ))
+        .is_some(),
+        "{}",
+        w.log()
     );
 }

@@ -39,6 +39,8 @@ pub const EXIT_TIME_BUDGET: i32 = 52;
 pub const EXIT_HOOK: i32 = 53;
 /// Ours: a side would not keep `--min-free-space`; nothing changed.
 pub const EXIT_NO_SPACE: i32 = 54;
+/// Stopped by a signal (rsync's code for SIGINT/SIGTERM).
+pub const EXIT_SIGNAL: i32 = 20;
 
 /// Something the driver could not do.
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +116,10 @@ pub enum DriverError {
         /// The budget.
         secs: u64,
     },
+    /// A signal asked us to stop: what was in flight is parked (a patch
+    /// keeps its verified prefix), finished changes are recorded.
+    #[error("stopped by a signal; finished changes are recorded, the next run resumes")]
+    Interrupted,
     /// The state database failed.
     #[error(transparent)]
     State(#[from] crate::state::StateError),
@@ -162,6 +168,7 @@ impl DriverError {
             DriverError::SafetyStop(_) => EXIT_SAFETY,
             DriverError::NoSpace(_) => EXIT_NO_SPACE,
             DriverError::TimeBudget { .. } => EXIT_TIME_BUDGET,
+            DriverError::Interrupted => EXIT_SIGNAL,
             DriverError::State(_) => EXIT_FILE_IO,
             DriverError::Partial { failed: 0, .. } => EXIT_VANISHED,
             DriverError::Partial { .. } => EXIT_PARTIAL,

@@ -85,9 +85,12 @@ pub enum Command {
     /// Both sides are watched (inotify; a remote side watches itself and
     /// sends its changes over the same SSH connection). The locks are held
     /// for the life of the process. A lost link is retried with backoff (1 s
-    /// to 60 s), then a full sync finds what changed meanwhile. A full sync
-    /// also runs every --full-every. SIGTERM or Ctrl-C: the sync in flight
-    /// finishes, the locks are released, exit 0. SIGHUP: the config file is
+    /// to 60 s), then a full sync finds what changed meanwhile; a side silent
+    /// for --timeout (default here: 5 min) in the middle of a sync counts as
+    /// a lost link, and one silent when idle is found by --keepalive. A full sync
+    /// also runs every --full-every. SIGTERM or Ctrl-C: the transfers in
+    /// flight are parked (the next run resumes them), the locks are
+    /// released, exit 0. SIGHUP: the config file is
     /// read again. `deltasync watch NAME` follows a pair of the config file.
     Watch(Box<WatchArgs>),
     /// What each running (or last) watch is doing: its state, last sync,

@@ -62,6 +62,11 @@ impl Proxy {
     pub fn stall(&self) {
         self.stalled.store(true, Ordering::Relaxed);
     }
+
+    /// Forwards again what waited and what comes.
+    pub fn resume(&self) {
+        self.stalled.store(false, Ordering::Relaxed);
+    }
 }
 
 impl Drop for Proxy {

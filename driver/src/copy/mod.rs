@@ -326,6 +326,7 @@ fn run(
             sparse: o.sparse,
             window: o.window,
             deadline: None,
+            stop: None,
         },
         &mut watch,
     )

@@ -21,7 +21,9 @@ mod op;
 pub use op::{Observer, Op, Outcome, Sent};
 
 use std::collections::{HashMap, VecDeque};
-use std::time::Instant;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use crossbeam::channel::Select;
 use deltasync_wire::{Attrs, Code, Expect, Feed, MAX_CHUNK, Message, Reply, Request, WireError};
@@ -32,7 +34,7 @@ use crate::error::DriverError;
 use crate::path::RelPath;
 
 /// How [`execute`] runs.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct ExecOptions {
     /// Send whole files, no deltas.
     pub whole_file: bool,
@@ -42,6 +44,9 @@ pub struct ExecOptions {
     pub window: usize,
     /// `--max-time`: stop cleanly here.
     pub deadline: Option<Instant>,
+    /// Set (by a signal): stop as at the deadline, within a tenth of a
+    /// second, with [`DriverError::Interrupted`].
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 impl Default for ExecOptions {
@@ -51,6 +56,7 @@ impl Default for ExecOptions {
             sparse: false,
             window: 1024,
             deadline: None,
+            stop: None,
         }
     }
 }
@@ -67,7 +73,7 @@ pub fn execute(
     let mut x = Exec {
         src,
         dst,
-        o: *o,
+        o: o.clone(),
         ops,
         observer,
         xfers: HashMap::new(),
@@ -233,6 +239,21 @@ impl Exec<'_> {
             self.dst.outgoing().clone(),
         );
         while self.busy() || self.has_outgoing() {
+            // Looked at on every turn: while data flows, a select never
+            // times out, so its timeout alone would never see them.
+            if self
+                .o
+                .stop
+                .as_ref()
+                .is_some_and(|s| s.load(Ordering::Relaxed))
+            {
+                self.park_all();
+                return Err(DriverError::Interrupted);
+            }
+            if self.o.deadline.is_some_and(|d| Instant::now() >= d) {
+                self.park_all();
+                return Err(DriverError::TimeBudget { secs: 0 });
+            }
             let mut sel = Select::new();
             let from_src = sel.recv(&src_in);
             let from_dst = sel.recv(&dst_in);
@@ -240,11 +261,21 @@ impl Exec<'_> {
             // choose which one only when it can be taken: so a large file's
             // chunks never sit in a queue ahead of a small file's.
             let to_dst = self.has_outgoing().then(|| sel.send(&dst_out));
-            let oper = match self.o.deadline {
+            // With a stop flag, look at it every tenth of a second.
+            let tick = self
+                .o
+                .stop
+                .as_ref()
+                .map(|_| Instant::now() + Duration::from_millis(100));
+            let limit = match (self.o.deadline, tick) {
+                (Some(d), Some(t)) => Some(d.min(t)),
+                (d, t) => d.or(t),
+            };
+            let oper = match limit {
                 None => sel.select(),
-                Some(d) => match sel.select_deadline(d) {
+                Some(l) => match sel.select_deadline(l) {
                     Ok(op) => op,
-                    Err(_) => return self.out_of_time(),
+                    Err(_) => continue, // the checks at the top of the loop decide
                 },
             };
             let i = oper.index();
@@ -281,9 +312,9 @@ impl Exec<'_> {
         Ok(())
     }
 
-    /// The deadline passed: abandon what is in flight (a patch keeps its
-    /// verified prefix for the next run) and report the budget reached.
-    fn out_of_time(&mut self) -> Result<(), DriverError> {
+    /// The deadline passed or a signal came: abandon what is in flight (a
+    /// patch keeps its verified prefix for the next run).
+    fn park_all(&mut self) {
         for id in self.at_src.keys() {
             self.src.cancel(*id);
         }
@@ -293,7 +324,6 @@ impl Exec<'_> {
             }
         }
         self.queue.clear();
-        Err(DriverError::TimeBudget { secs: 0 })
     }
 
     /// True if a message for the destination can go now. Drops turns of

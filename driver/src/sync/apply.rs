@@ -77,6 +77,7 @@ pub(super) fn apply(
                 window: o.window,
                 deadline,
                 sparse: o.sparse,
+                stop: o.stop.clone(),
                 ..ExecOptions::default()
             };
             execute(&ops, src, dst, &eo, &mut t)?;

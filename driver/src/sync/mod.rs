@@ -77,6 +77,9 @@ pub struct RunOptions {
     pub commit_limit: Option<usize>,
     /// Stop (exit 54) unless each side keeps this much free after writing.
     pub min_free: Option<space::MinFree>,
+    /// Set by a signal: the transfers in flight are parked and the pass
+    /// ends with `DriverError::Interrupted`.
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Default for RunOptions {
@@ -97,6 +100,7 @@ impl Default for RunOptions {
             sparse: false,
             commit_limit: None,
             min_free: None,
+            stop: None,
         }
     }
 }

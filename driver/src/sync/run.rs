@@ -172,6 +172,12 @@ impl Session {
         apply_pass(job, scope, sides, pair, read, deadline, reporter, summary)
     }
 
+    /// Ends a session whose link is gone: no goodbyes, which would only
+    /// wait; each agent's lock goes with it.
+    pub fn abandon(self) {
+        self.agents.into_iter().for_each(Agent::kill);
+    }
+
     /// Releases the locks and ends the agents (politely when `ok`), adding
     /// the bytes they moved to `summary`.
     pub fn close(self, ok: bool, summary: &mut SyncSummary) -> Result<(), DriverError> {

@@ -12,15 +12,17 @@
 //!    `full_every`; a side that cannot be watched (the kernel's watch
 //!    limit) is covered by a full pass every `scan_every`;
 //! 4. every `keepalive` of quiet it asks each agent a one-line question,
-//!    so a dead link shows up within `keepalive` plus the answer's wait.
+//!    so a dead link shows up within twice `keepalive` (the answer may
+//!    take as long as `keepalive`, 2 s to 15 s).
 //!
 //! Passes are sync's own, so the two-way rules, the safety stops and the
 //! state per change all hold. When the link or an agent dies, the session
 //! is dropped (a dead agent's lock goes with it) and the watch reconnects
 //! with [`Backoff`], then runs a full pass, which finds whatever changed
 //! on either side meanwhile. A control message stops it (SIGTERM, SIGINT:
-//! the pass in flight finishes, the locks are released) or asks for a
-//! reload (SIGHUP), which the caller carries out.
+//! the caller also sets the job's `stop` flag, so the transfers in flight
+//! are parked, their verified prefixes kept; then the locks are released)
+//! or asks for a reload (SIGHUP), which the caller carries out.
 
 mod pending;
 
@@ -239,10 +241,12 @@ fn follow(
                     }
                 }
                 Err(e) if retryable(&e) => return lost(session, e, control, reporter, backoff),
+                // The loop goes on; a signal's `Stop` is waiting for it.
                 Err(
                     DriverError::Partial { .. }
                     | DriverError::NoSpace(_)
-                    | DriverError::TimeBudget { .. },
+                    | DriverError::TimeBudget { .. }
+                    | DriverError::Interrupted,
                 ) => {}
                 Err(e) => {
                     let _ = session.close(false, &mut SyncSummary::default());
@@ -307,7 +311,7 @@ fn follow(
             reporter.note(Note::Waiting { pending: waiting });
         }
         if now >= last_traffic + o.keepalive {
-            if let Err(e) = ping(&session) {
+            if let Err(e) = ping(&session, o.keepalive) {
                 return lost(session, e, control, reporter, backoff);
             }
             last_traffic = Instant::now();
@@ -375,10 +379,12 @@ fn listen(i: usize, heard: Arc<Mutex<Heard>>, wake: Sender<()>) -> crate::client
     })
 }
 
-/// One short question to each agent, answered within 15 s, or the link is lost.
-fn ping(session: &Session) -> Result<(), DriverError> {
+/// One short question to each agent, answered within `keepalive` (2 s
+/// to 15 s), or the link is lost.
+fn ping(session: &Session, keepalive: Duration) -> Result<(), DriverError> {
+    let wait = keepalive.clamp(Duration::from_secs(2), Duration::from_secs(15));
     for a in session.sides() {
-        a.call_within(Request::Space, Duration::from_secs(15))?;
+        a.call_within(Request::Space, wait)?;
     }
     Ok(())
 }
@@ -391,7 +397,7 @@ fn lost(
     reporter: &mut dyn WatchReporter,
     backoff: &mut Backoff,
 ) -> Result<Option<Ended>, DriverError> {
-    let _ = session.close(false, &mut SyncSummary::default());
+    session.abandon();
     let wait = backoff.wait(jitter());
     reporter.note(Note::Lost {
         error: &error,

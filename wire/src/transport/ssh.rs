@@ -414,6 +414,8 @@ impl SshSession {
 pub struct SshEnd {
     pub(super) join: Option<std::thread::JoinHandle<io::Result<Option<i32>>>>,
     pub(super) stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The pump's wake socket, poked so a stop is seen at once.
+    pub(super) poke: std::os::unix::net::UnixStream,
 }
 
 impl SshEnd {
@@ -427,6 +429,7 @@ impl SshEnd {
 
     pub(super) fn kill(self) {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = (&self.poke).write(&[1]);
         let _ = self.wait();
     }
 }

@@ -96,16 +96,19 @@ pub(super) fn start(
             stderr,
         };
         let result = pump.run();
-        // Blocking again, so the session can run a probe or a new channel.
-        pump.session.set_blocking(true);
-        busy.store(false, Ordering::Release);
         if let Err(e) = &result {
             let _ = pump
                 .in_tx
                 .send(Err(io::Error::new(e.kind(), e.to_string())));
         }
+        // The channel is freed while the session is still non-blocking: on
+        // a stalled link a blocking free would wait for ever. Only then is
+        // the session idle (its next user sets blocking mode itself).
+        drop(pump);
+        busy.store(false, Ordering::Release);
         result
     });
+    let poke = wake_w.try_clone()?;
     let writer = PumpWriter {
         buf: Vec::with_capacity(PIECE),
         tx: Some(out_tx),
@@ -117,6 +120,7 @@ pub(super) fn start(
         SshEnd {
             join: Some(join),
             stop,
+            poke,
         },
     ))
 }
@@ -233,14 +237,15 @@ impl Pump {
                 return self.close();
             }
             if !progress {
-                self.wait(held.is_some() || out_at < out.len())?;
+                let busy = held.is_some() || out_at < out.len();
+                self.wait(busy, next_keepalive)?;
             }
         }
     }
 
     /// Sleeps until the socket can move bytes in the directions libssh2
     /// wants, the writer pokes us, or a short tick passes.
-    fn wait(&self, busy: bool) -> io::Result<()> {
+    fn wait(&self, busy: bool, keepalive: Instant) -> io::Result<()> {
         let mut flags = PollFlags::empty();
         match self.session.block_directions() {
             BlockDirections::Inbound => flags |= PollFlags::IN,
@@ -248,10 +253,14 @@ impl Pump {
             BlockDirections::Both => flags |= PollFlags::IN | PollFlags::OUT,
             BlockDirections::None => flags |= PollFlags::IN,
         }
+        // Idle, sleep until the next keepalive: the socket, the writer or
+        // a stop (which pokes the wake socket too) wakes us before that.
         let tick = if busy {
             Duration::from_millis(5)
         } else {
-            Duration::from_millis(500)
+            keepalive
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(5))
         };
         let ts = Timespec {
             tv_sec: tick.as_secs() as i64,
@@ -276,7 +285,7 @@ impl Pump {
                 Err(e)
                     if e.code() == ssh2::ErrorCode::Session(-37) && Instant::now() < deadline =>
                 {
-                    self.wait(true)?;
+                    self.wait(true, Instant::now())?;
                 }
                 Err(_) => return Ok(None),
             }
