@@ -47,6 +47,19 @@ impl Watch {
         Watch { child, log, state }
     }
 
+    /// Waits up to `secs` for `p` to hold `data`; fails with the log.
+    #[track_caller]
+    fn wait_for(&self, p: &Path, data: &[u8], secs: u64) {
+        let got = within(Duration::from_secs(secs), || holds(p, data));
+        assert!(
+            got.is_some(),
+            "{} never held {:?}: {}",
+            p.display(),
+            String::from_utf8_lossy(data),
+            self.log()
+        );
+    }
+
     fn log(&self) -> String {
         let err = fs::read_to_string(self.state.path().join("watch.err")).unwrap_or_default();
         format!("{}{err}", fs::read_to_string(&self.log).unwrap_or_default())
@@ -136,15 +149,7 @@ fn setup() -> (Sshd, tempfile::TempDir, PathBuf, PathBuf) {
 fn edits_on_either_side_arrive_within_settle_plus_two_seconds() {
     let (server, _t, a, b) = setup();
     let mut w = Watch::start(&server, &a, &b);
-    assert!(
-        within(Duration::from_secs(20), || holds(
-            &b.join("first.txt"),
-            b"from the start"
-        ))
-        .is_some(),
-        "the first full sync did not happen: {}",
-        w.log()
-    );
+    w.wait_for(&b.join("first.txt"), b"from the start", 20);
     let bound = SETTLE + Duration::from_secs(2);
     for i in 0..3 {
         let data = format!("local edit {i}");
@@ -187,15 +192,7 @@ fn a_conflict_made_while_the_link_is_down_is_settled_after_it_returns() {
     let (mut server, _t, a, b) = setup();
     write(&a, "shared.txt", b"the base version");
     let w = Watch::start(&server, &a, &b);
-    assert!(
-        within(Duration::from_secs(20), || holds(
-            &b.join("shared.txt"),
-            b"the base version"
-        ))
-        .is_some(),
-        "{}",
-        w.log()
-    );
+    w.wait_for(&b.join("shared.txt"), b"the base version", 20);
     server.kill();
     // Both sides change the same file, and each adds one of its own.
     write(&a, "shared.txt", b"A's edit while the link was down");
@@ -397,15 +394,7 @@ fn bench_watch_latency_idle_cpu_and_idle_bytes() {
         server.known_hosts_for(proxy.port).display().to_string(),
     ];
     let w = Watch::start_with(&server, &url, &a, &flags);
-    assert!(
-        within(Duration::from_secs(30), || holds(
-            &b.join("first.txt"),
-            b"from the start"
-        ))
-        .is_some(),
-        "{}",
-        w.log()
-    );
+    w.wait_for(&b.join("first.txt"), b"from the start", 30);
     let (mut up, mut down) = (Vec::new(), Vec::new());
     for i in 0..20 {
         let data = format!("edit {i} made on A");
@@ -545,15 +534,7 @@ fn a_link_that_goes_silent_is_noticed_and_reconnected() {
         "2s".into(),
     ];
     let w = Watch::start_with(&server, &url, &a, &flags);
-    assert!(
-        within(Duration::from_secs(20), || holds(
-            &b.join("first.txt"),
-            b"from the start"
-        ))
-        .is_some(),
-        "{}",
-        w.log()
-    );
+    w.wait_for(&b.join("first.txt"), b"from the start", 20);
     // Once the first sync is over, the network goes quiet: no error, no bytes.
     assert!(
         within(Duration::from_secs(20), || w.log().contains("full sync:")).is_some(),
@@ -568,13 +549,5 @@ fn a_link_that_goes_silent_is_noticed_and_reconnected() {
         w.log()
     );
     proxy.resume();
-    assert!(
-        within(Duration::from_secs(60), || holds(
-            &a.join("made-while-silent.txt"),
-            b"on B, link down"
-        ))
-        .is_some(),
-        "{}",
-        w.log()
-    );
+    w.wait_for(&a.join("made-while-silent.txt"), b"on B, link down", 60);
 }

@@ -211,6 +211,32 @@ pub(super) fn list_under(
     Err(DriverError::Wire(WireError::Truncated { what: "listing" }))
 }
 
+/// What a folder holds that could not be read is unknown, not gone: each
+/// of `unreadable` is reported, counted as failed, taken as the state
+/// remembers it, and left alone (`busy`) until a later run.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn keep_unread(
+    unreadable: Vec<(RelPath, String)>,
+    side: Side,
+    state: &HashMap<RelPath, Synced>,
+    listing: &mut HashMap<RelPath, Entry>,
+    busy: &mut BTreeSet<RelPath>,
+    failed: &mut Vec<String>,
+    reporter: &mut dyn Reporter,
+) {
+    for (p, why) in unreadable {
+        let line = format!(
+            "{}: {}: {why}; left for the next run",
+            side_name(side),
+            p.display()
+        );
+        reporter.event(Event::Warning(&line));
+        failed.push(line);
+        listing.extend(from_state(state, side, &p));
+        busy.insert(p);
+    }
+}
+
 /// A side's listing as the state remembers it (its digest matched, or a
 /// folder could not be read): the paths under `under`.
 pub(super) fn from_state(

@@ -453,19 +453,15 @@ fn read_sides(
         if fresh[i].is_none() {
             listings[i] = replicas::from_state(&state, side, &RelPath::root()).collect();
         }
-        // What a folder holds that we could not read is unknown, not gone:
-        // it is taken as the state remembers it, and left alone.
-        for (p, why) in unreadable {
-            let line = format!(
-                "{}: {}: {why}; left for the next run",
-                side_name(side),
-                p.display()
-            );
-            reporter.event(Event::Warning(&line));
-            summary.failed.push(line);
-            listings[i].extend(replicas::from_state(&state, side, &p));
-            busy.insert(p);
-        }
+        replicas::keep_unread(
+            unreadable,
+            side,
+            &state,
+            &mut listings[i],
+            &mut busy,
+            &mut summary.failed,
+            reporter,
+        );
     }
     if let Some(db) = pair.db.as_mut().filter(|_| journal && !o.dry_run) {
         let (adopted, unsure) = db.settle(&listings[0], &listings[1])?;

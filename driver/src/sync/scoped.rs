@@ -11,11 +11,11 @@ use std::collections::{BTreeSet, HashMap};
 use deltasync_wire::Entry;
 
 use super::plan::Side;
-use super::replicas::{self, side_name};
+use super::replicas;
 use super::run::what_to_list;
 use super::{SyncJob, SyncSummary};
 use crate::client::Agent;
-use crate::copy::{Event, Reporter};
+use crate::copy::Reporter;
 use crate::error::DriverError;
 use crate::path::RelPath;
 use crate::state::{StateDb, Synced};
@@ -56,17 +56,15 @@ pub(super) fn read(
         for p in &scope {
             let l = replicas::list_under(agents[i], p, &filters, wants, None, side, reporter)?;
             listings[i].extend(l.entries);
-            for (p, why) in l.unreadable {
-                let line = format!(
-                    "{}: {}: {why}; left for the next run",
-                    side_name(side),
-                    p.display()
-                );
-                reporter.event(Event::Warning(&line));
-                summary.failed.push(line);
-                listings[i].extend(replicas::from_state(&state, side, &p));
-                busy.insert(p);
-            }
+            replicas::keep_unread(
+                l.unreadable,
+                side,
+                &state,
+                &mut listings[i],
+                &mut busy,
+                &mut summary.failed,
+                reporter,
+            );
         }
     }
     Ok(Some((state, listings, busy)))
