@@ -239,10 +239,23 @@ fn deploys_itself_when_the_remote_has_no_deltasync() {
         "probe noise: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let deployed = server.home.join(format!(
-        ".cache/deltasync/{}/deltasync",
-        env!("CARGO_PKG_VERSION")
-    ));
+    // Keyed by the version and a hash of the binary: a rebuilt binary
+    // never runs a stale copy.
+    let dirs: Vec<_> = std::fs::read_dir(server.home.join(".cache/deltasync"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    assert!(
+        dirs[0].starts_with(&format!("{}-", env!("CARGO_PKG_VERSION"))),
+        "{dirs:?}"
+    );
+    let deployed = server
+        .home
+        .join(".cache/deltasync")
+        .join(&dirs[0])
+        .join("deltasync");
     assert!(
         deployed.is_file(),
         "binary deployed to {}",
@@ -608,4 +621,76 @@ fn ssh_agent_is_tried_first() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(read(&d.path().join("remote/f")), b"via the agent");
+}
+
+/// The start-up cost at 40 ms RTT: a one-file copy, median of 5, beside
+/// `rsync -az` over OpenSSH through the same proxy. A benchmark: only
+/// with DELTASYNC_BENCH=1 (numbers go to docs/benchmarks.md).
+#[test]
+fn bench_start_up_at_40ms_rtt() {
+    if std::env::var_os("DELTASYNC_BENCH").is_none() {
+        eprintln!("skipped: a benchmark; run with DELTASYNC_BENCH=1");
+        return;
+    }
+    let server = Sshd::start("");
+    let proxy = proxy::Proxy::start(server.port, Duration::from_millis(20));
+    let known = server.known_hosts_for(proxy.port);
+    let d = tmp();
+    let src = d.path().join("src");
+    write(&src, "one.txt", b"a small file");
+    let url = |name: &str| {
+        format!(
+            "ssh://127.0.0.1:{}{}",
+            proxy.port,
+            d.path().join(name).display()
+        )
+    };
+    let copy = |name: &str, extra: &[String]| {
+        let start = Instant::now();
+        ok(deltasync()
+            .arg("copy")
+            .args(["--identity", &server.identity.display().to_string()])
+            .args(["--known-hosts", &known.display().to_string()])
+            .args(extra)
+            .arg(slash(&src))
+            .arg(url(name)));
+        start.elapsed()
+    };
+    let median = |mut v: Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let first = copy("deploy", &[]);
+    let cached = median((0..5).map(|i| copy(&format!("c{i}"), &[])).collect());
+    let bin = server.remote_bin();
+    let with_bin = median((0..5).map(|i| copy(&format!("b{i}"), &bin)).collect());
+    let rsh = format!(
+        "ssh -p {} -i {} -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes -o BatchMode=yes",
+        proxy.port,
+        server.identity.display(),
+        known.display()
+    );
+    let rsync = median(
+        (0..5)
+            .map(|i| {
+                let start = Instant::now();
+                ok(Command::new("rsync")
+                    .args(["-az", "-e", &rsh])
+                    .arg(slash(&src))
+                    .arg(format!(
+                        "127.0.0.1:{}/",
+                        d.path().join(format!("r{i}")).display()
+                    )));
+                start.elapsed()
+            })
+            .collect(),
+    );
+    println!(
+        "start-up at 40 ms RTT, one small file: deltasync first run (deploys) {:.2} s; \
+         later runs {:.2} s; with --remote-bin {:.2} s; rsync -az {:.2} s (medians of 5)",
+        first.as_secs_f64(),
+        cached.as_secs_f64(),
+        with_bin.as_secs_f64(),
+        rsync.as_secs_f64()
+    );
 }

@@ -79,8 +79,16 @@ pub struct ServeOptions {
 /// symlink inside it cannot lead out.
 pub fn forced_options(forced: &ServeOptions, original: &str) -> Result<ServeOptions, String> {
     let refused = |why: String| format!("refused by the forced command on this key: {why}");
-    let words = shell_words::split(original)
-        .map_err(|e| refused(format!("cannot parse the requested command: {e}")))?;
+    let split = |text: &str| {
+        shell_words::split(text)
+            .map_err(|e| refused(format!("cannot parse the requested command: {e}")))
+    };
+    let mut words = split(original)?;
+    // Our launch script (`sh -c '…; exec … serve --root X ; …'`): the
+    // request is its first `serve` command. Nothing of it runs but ours.
+    if words.len() == 3 && words[0] == "sh" && words[1] == "-c" {
+        words = split(&words[2])?;
+    }
     let at = words.iter().position(|w| w == "serve").ok_or_else(|| {
         refused(format!(
             "only `deltasync serve` is allowed, not {original:?}"
@@ -95,7 +103,10 @@ pub fn forced_options(forced: &ServeOptions, original: &str) -> Result<ServeOpti
             "--root" => asked = it.next().map(String::as_str),
             "--read-only" => read_only = true,
             "--mkdir" => mkdir = true,
-            other => return Err(refused(format!("option {other:?} is not allowed"))),
+            other if other.starts_with('-') => {
+                return Err(refused(format!("option {other:?} is not allowed")));
+            }
+            _ => break, // the end of the serve command (`;`)
         }
     }
     let outside = |asked: &str| {
@@ -553,7 +564,11 @@ mod tests {
             ok("\"$HOME\"/bin/deltasync serve --root /srv/share/a").unwrap(),
             jailed("a", false)
         );
+        // The client's one-exec launch script asks the same.
+        let script = "sh -c 'b=\"$HOME\"/.cache/d; if [ -x \"$b\" ]; then exec \"$b\" serve --root docs --mkdir ; fi; exit 127'";
+        assert_eq!(ok(script).unwrap(), jailed("docs", true));
         for bad in [
+            "sh -c 'exec deltasync serve --root ../etc ; fi'",
             "deltasync serve --root ../etc",
             "deltasync serve --root /etc",
             "rm -rf /",

@@ -3,16 +3,19 @@
 //!
 //! A local path gets `deltasync serve` as a child process over pipes: the
 //! same protocol as remote, with no shortcuts. A remote path gets an SSH
-//! exec channel (ssh2), or the `--rsh` command when one is given. If the
-//! remote has no deltasync, or another version, and runs the same OS and
-//! architecture, the client uploads its own binary over SFTP to
-//! `~/.cache/deltasync/<version>/deltasync` and runs that (unless
+//! exec channel (ssh2), or the `--rsh` command when one is given. Over the
+//! built-in SSH, one exec starts our cached copy, the remote's own
+//! deltasync, or says what a deploy needs ([`launch`]); if the remote has
+//! no deltasync, or another version, and runs the same OS and
+//! architecture, the client uploads its own binary to
+//! `~/.cache/deltasync/<version>-<hash>/deltasync` and runs that (unless
 //! `--no-deploy`). With [`ConnectOptions::in_process`], a local path is
 //! served by a thread of this process over two pipes instead: the
 //! in-memory harness the driver's own tests use.
 //!
 //! The conversation itself (ids, calls, streams) is [`session`].
 
+mod launch;
 mod session;
 
 use session::Routes;
@@ -231,6 +234,8 @@ fn serve_command_remote(bin: &str, spec: &AgentSpec) -> String {
         .iter()
         .map(|w| match w.strip_prefix("$HOME/") {
             Some(rest) => format!("\"$HOME\"/{}", shell_words::quote(rest)),
+            // A shell variable (the launch script's `$b`) is expanded.
+            None if is_variable(w) => format!("\"{w}\""),
             None => shell_words::quote(w).into_owned(),
         })
         .collect::<Vec<_>>()
@@ -248,6 +253,12 @@ fn serve_command_remote(bin: &str, spec: &AgentSpec) -> String {
         s.push_str(" --mkdir");
     }
     s
+}
+
+/// True for `$NAME`.
+fn is_variable(w: &str) -> bool {
+    w.strip_prefix('$')
+        .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
 }
 
 /// A greeting that failed, with what the far side said on stderr.
@@ -472,101 +483,12 @@ fn open_ssh(
     bounded_incoming: bool,
 ) -> Result<Agent, DriverError> {
     with_session(r, options, |s| {
-        agent_on(s, r, spec, options, bounded_incoming)
+        if let Some(bin) = &options.remote_bin {
+            let t = s.exec(&serve_command_remote(bin, spec))?;
+            return Ok(greet(t, true, options, bounded_incoming)?);
+        }
+        launch::agent_on(s, r, spec, options, bounded_incoming)
     })
-}
-
-fn agent_on(
-    session: &ssh::SshSession,
-    r: &Remote,
-    spec: &AgentSpec,
-    options: &ConnectOptions,
-    bounded_incoming: bool,
-) -> Result<Agent, DriverError> {
-    if let Some(bin) = &options.remote_bin {
-        let t = session.exec(&serve_command_remote(bin, spec))?;
-        return Ok(greet(t, true, options, bounded_incoming)?);
-    }
-    // First the deltasync on the remote PATH, if it is ours. Its stderr
-    // (`command not found` when there is none) is held back, not printed.
-    let first = greet(
-        session.exec(&serve_command_remote("deltasync", spec))?,
-        true,
-        options,
-        bounded_incoming,
-    );
-    match first {
-        Ok(agent)
-            if agent.settings.peer_program == crate::program_version() || options.no_deploy =>
-        {
-            return Ok(agent);
-        }
-        Ok(agent) => agent.kill(), // another version: replace it with ours
-        // A forced command in authorized_keys ran our deltasync, which
-        // refused the request: deploying another copy would not help.
-        Err(refusal) if refusal.stderr.contains("refused by the forced command") => {
-            let said = refusal
-                .stderr
-                .lines()
-                .find(|l| l.contains("refused by the forced command"))
-                .unwrap_or_default()
-                .trim_start_matches("deltasync: error: ")
-                .to_string();
-            return Err(DriverError::Refused(format!("{}: {said}", r.host)));
-        }
-        Err(Refusal {
-            error: DriverError::Wire(WireError::Mismatch(why)),
-            ..
-        }) if options.no_deploy => {
-            return Err(DriverError::Startup(format!(
-                "{}: {why}; install deltasync {} there, or drop --no-deploy",
-                r.host,
-                env!("CARGO_PKG_VERSION")
-            )));
-        }
-        Err(Refusal {
-            error: DriverError::Wire(WireError::Mismatch(_)),
-            ..
-        }) => {}
-        Err(r) => return Err(r.into()),
-    }
-    // Deploy our own binary, if the remote can run it.
-    let (_, uname) = session.run("uname -sm")?;
-    let uname = String::from_utf8_lossy(&uname).trim().to_string();
-    if uname != local_uname() {
-        return Err(DriverError::Startup(format!(
-            "{}: no usable deltasync there, and it runs {uname:?}, not {:?}, so ours cannot be deployed",
-            r.host,
-            local_uname()
-        )));
-    }
-    // SFTP resolves paths against the passwd home, the shell against $HOME:
-    // ask the shell, and use the absolute path for both.
-    let (_, home) = session.run("printf %s \"$HOME\"")?;
-    let home = String::from_utf8_lossy(&home).trim_end().to_string();
-    if !home.starts_with('/') {
-        return Err(DriverError::Startup(format!(
-            "{}: cannot find the remote home directory",
-            r.host
-        )));
-    }
-    let target = format!(
-        "{home}/.cache/deltasync/{}/deltasync",
-        env!("CARGO_PKG_VERSION")
-    );
-    let (status, _) = session.run(&format!("test -x {}", shell_words::quote(&target)))?;
-    if status != 0 {
-        let exe = std::env::current_exe()
-            .map_err(|e| DriverError::Startup(format!("cannot find our own binary: {e}")))?;
-        eprintln!(
-            "deltasync: deploying {} to {}:{target}",
-            crate::program_version(),
-            r.host
-        );
-        session.upload(&exe, &target)?;
-    }
-    let t = session.exec(&serve_command_remote(&target, spec))?;
-    Ok(greet(t, true, options, bounded_incoming)?)
 }
 
 #[cfg(test)]

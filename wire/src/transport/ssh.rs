@@ -329,39 +329,45 @@ impl SshSession {
         Ok((ch.exit_status().map_err(step("exit status"))?, out))
     }
 
-    /// Uploads `local` to `remote` (relative to the remote home) over SFTP,
-    /// through a temporary name, executable.
+    /// Uploads `local` to the absolute path `remote`, executable, by
+    /// streaming it through an exec channel into `cat` (SFTP writes wait
+    /// for each 32 KiB request's answer, which crawls at a high RTT). The
+    /// remote writes a temporary name, checks its size, and only then
+    /// moves it into place, so a cut link never leaves a torn file there.
     pub fn upload(&self, local: &Path, remote: &str) -> Result<(), SshError> {
         self.check_idle()?;
+        let size = std::fs::metadata(local)?.len();
+        let dir = Path::new(remote)
+            .parent()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| ".".into());
+        let q = |p: &str| shell_words::quote(p).into_owned();
+        let tmp = format!("{remote}.tmp{}", std::process::id());
+        let script = format!(
+            "mkdir -p {dir} && cat > {tmp} && [ \"$(wc -c < {tmp})\" -eq {size} ] && chmod 755 {tmp} && mv -f {tmp} {target} || {{ rm -f {tmp}; exit 1; }}",
+            dir = q(&dir),
+            tmp = q(&tmp),
+            target = q(remote),
+        );
         self.session.set_blocking(true);
-        let sftp = self.session.sftp().map_err(step("sftp"))?;
-        let remote = Path::new(remote);
-        let mut dir = PathBuf::new();
-        if let Some(parent) = remote.parent() {
-            for c in parent.components() {
-                dir.push(c);
-                let _ = sftp.mkdir(&dir, 0o755); // exists already: fine
-            }
+        let mut ch = self.session.channel_session().map_err(step("channel"))?;
+        ch.exec(&format!("sh -c {}", q(&script)))
+            .map_err(step("exec"))?;
+        let mut src = std::fs::File::open(local)?;
+        io::copy(&mut src, &mut ch)?;
+        ch.send_eof().map_err(step("eof"))?;
+        let mut err = Vec::new();
+        let _ = ch.stderr().read_to_end(&mut err);
+        let mut out = Vec::new();
+        let _ = ch.read_to_end(&mut out);
+        ch.wait_close().map_err(step("close"))?;
+        match ch.exit_status().map_err(step("exit status"))? {
+            0 => Ok(()),
+            n => Err(SshError::Io(io::Error::other(format!(
+                "uploading to {remote} failed (exit status {n}): {}",
+                String::from_utf8_lossy(&err).trim()
+            )))),
         }
-        let tmp = remote.with_extension(format!("tmp{}", std::process::id()));
-        {
-            let mut src = std::fs::File::open(local)?;
-            let mut dst = sftp.create(&tmp).map_err(step("sftp create"))?;
-            io::copy(&mut src, &mut dst)?;
-        }
-        let stat = ssh2::FileStat {
-            size: None,
-            uid: None,
-            gid: None,
-            perm: Some(0o755),
-            atime: None,
-            mtime: None,
-        };
-        sftp.setstat(&tmp, stat).map_err(step("sftp chmod"))?;
-        let _ = sftp.unlink(remote);
-        sftp.rename(&tmp, remote, None)
-            .map_err(step("sftp rename"))?;
-        Ok(())
     }
 
     /// Starts `command` on an exec channel and hands it over as a transport.
