@@ -25,6 +25,7 @@ pub mod plan;
 mod replicas;
 mod run;
 mod scoped;
+mod session;
 pub mod space;
 
 use std::path::PathBuf;
@@ -32,8 +33,9 @@ use std::time::Duration;
 
 pub use pair::{pair_id, reset, state_path};
 pub use plan::{ConflictPolicy, Side, Step, SyncOptions};
-pub use run::{Scope, Session, sync};
-pub(crate) use run::{partial, what_to_list};
+pub(crate) use run::what_to_list;
+pub(crate) use session::partial;
+pub use session::{Scope, Session, sync};
 
 use crate::client::ConnectOptions;
 use crate::location::Location;

@@ -11,6 +11,9 @@
 //! 6. [`plan_and_check`]: the pure plan, then the safety stops;
 //! 7. [`apply`](super::apply::apply), or the dry run's lines;
 //! 8. [`finish`]: listing digests and retention.
+//!
+//! [`Session`](super::session::Session) runs phases 1–4 once and 5–8 per
+//! pass.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -21,7 +24,7 @@ use deltasync_wire::{Entry, EntryKind, ListWants, Request};
 use super::pair::{pair_id, root_text, state_path};
 use super::plan::{self, Side};
 use super::replicas::{self, Listing, side_name};
-use super::{RunOptions, SyncJob, SyncSummary, apply, space};
+use super::{RunOptions, SyncJob, SyncSummary};
 use crate::client::{self, Agent, AgentSpec};
 use crate::copy::{Event, Reporter};
 use crate::error::DriverError;
@@ -29,240 +32,10 @@ use crate::link::hex;
 use crate::path::RelPath;
 use crate::state::{StateDb, Synced};
 
-/// Runs a sync. The summary is returned whatever the outcome.
-pub fn sync(job: &SyncJob, reporter: &mut dyn Reporter) -> (SyncSummary, Result<(), DriverError>) {
-    let started = Instant::now();
-    let mut summary = SyncSummary {
-        dry_run: job.run.dry_run,
-        state_path: state_path(&job.a, &job.b, job.run.state_dir.as_deref()),
-        ..SyncSummary::default()
-    };
-    let result = match Session::open(job) {
-        Ok(mut session) => {
-            let result = session.pass(job, &Scope::Full, reporter, &mut summary);
-            let closed = session.close(result.is_ok(), &mut summary);
-            result.and(closed)
-        }
-        Err(e) => Err(e),
-    };
-    summary.elapsed = started.elapsed();
-    let result = partial(result, &summary);
-    (summary, result)
-}
-
-/// A run that went through but left files or conflicts undone is partial.
-pub(crate) fn partial(
-    result: Result<(), DriverError>,
-    summary: &SyncSummary,
-) -> Result<(), DriverError> {
-    if result.is_ok() && (!summary.failed.is_empty() || summary.conflicts_skipped > 0) {
-        return Err(DriverError::Partial {
-            failed: summary.failed.len() + summary.conflicts_skipped as usize,
-            vanished: 0,
-        });
-    }
-    result
-}
-
-/// What a pass looks at.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Scope {
-    /// Both replicas, whole (or their digests, when unchanged).
-    Full,
-    /// Only these paths and what lies beneath them, on both sides; the
-    /// rest is taken as the state records it (a watch's changes).
-    Paths(BTreeSet<RelPath>),
-}
-
-/// An open pair: its state, an agent on each side, and (unless a dry run)
-/// both locks, held until [`Session::close`]. A plain sync runs one full
-/// pass on it; a watch runs many.
-pub struct Session {
-    pair: Pair,
-    agents: Vec<Agent>,
-    locked: bool,
-}
-
-impl std::fmt::Debug for Session {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session")
-            .field("pair", &self.pair.id)
-            .finish()
-    }
-}
-
-impl Session {
-    /// Phases 1 to 4: the state, the agents, the replica checks, the locks.
-    pub fn open(job: &SyncJob) -> Result<Session, DriverError> {
-        let mut session = Session {
-            pair: open_state(job)?,
-            agents: Vec::new(),
-            locked: false,
-        };
-        match session.start(job) {
-            Ok(()) => Ok(session),
-            Err(e) => {
-                let _ = session.close(false, &mut SyncSummary::default());
-                Err(e)
-            }
-        }
-    }
-
-    fn start(&mut self, job: &SyncJob) -> Result<(), DriverError> {
-        start_agents(job, &self.pair, &mut self.agents)?;
-        let sides = self.sides();
-        let ids = check_replicas(job, &self.pair, sides)?;
-        if !job.run.dry_run {
-            take_locks(job, &self.pair, sides, ids)?;
-            self.locked = true;
-        }
-        Ok(())
-    }
-
-    /// The agents, A then B.
-    pub fn sides(&self) -> [&Agent; 2] {
-        [&self.agents[0], &self.agents[1]]
-    }
-
-    /// Phases 5 to 8 over `scope`: read, plan, check, apply, finish.
-    pub fn pass(
-        &mut self,
-        job: &SyncJob,
-        scope: &Scope,
-        reporter: &mut dyn Reporter,
-        summary: &mut SyncSummary,
-    ) -> Result<(), DriverError> {
-        let deadline = job.run.max_time.map(|d| Instant::now() + d);
-        let sides = [&self.agents[0], &self.agents[1]];
-        let pair = &mut self.pair;
-        // After a kill, only a full pass may settle the journal.
-        let scope = match (scope, &pair.db) {
-            (Scope::Paths(_), Some(d)) if !d.intents()?.is_empty() => &Scope::Full,
-            _ => scope,
-        };
-        let read = match scope {
-            Scope::Full => read_sides(job, pair, sides, deadline, reporter, summary)?,
-            Scope::Paths(paths) => {
-                match super::scoped::read(job, pair.db.as_ref(), sides, paths, reporter, summary)? {
-                    Some((state, listings, busy)) => read_hashes(
-                        job,
-                        sides,
-                        state,
-                        listings,
-                        [None, None],
-                        busy,
-                        deadline,
-                        reporter,
-                    )?,
-                    None => None,
-                }
-            }
-        };
-        let Some(read) = read else {
-            reporter.event(Event::Planned {
-                actions: 0,
-                transfers: 0,
-                bytes: 0,
-            });
-            return match scope {
-                Scope::Full => finish(job, sides, pair, [None, None], [false, false], true),
-                Scope::Paths(_) => Ok(()),
-            };
-        };
-        apply_pass(job, scope, sides, pair, read, deadline, reporter, summary)
-    }
-
-    /// Ends a session whose link is gone: no goodbyes, which would only
-    /// wait; each agent's lock goes with it.
-    pub fn abandon(self) {
-        self.agents.into_iter().for_each(Agent::kill);
-    }
-
-    /// Releases the locks and ends the agents (politely when `ok`), adding
-    /// the bytes they moved to `summary`.
-    pub fn close(self, ok: bool, summary: &mut SyncSummary) -> Result<(), DriverError> {
-        if self.locked {
-            for a in &self.agents {
-                replicas::unlock(a);
-            }
-        }
-        let any_remote = self.agents.iter().any(|a| a.remote);
-        for a in self.agents.iter().filter(|a| a.remote || !any_remote) {
-            summary.sent += a.stats.sent.load(std::sync::atomic::Ordering::Relaxed);
-            summary.received += a.stats.received.load(std::sync::atomic::Ordering::Relaxed);
-        }
-        if ok {
-            self.agents.into_iter().try_for_each(Agent::close)
-        } else {
-            self.agents.into_iter().for_each(Agent::kill);
-            Ok(())
-        }
-    }
-}
-
-/// Phases 6 to 8 on what a pass read.
-#[allow(clippy::too_many_arguments)]
-fn apply_pass(
-    job: &SyncJob,
-    scope: &Scope,
-    sides: [&Agent; 2],
-    pair: &mut Pair,
-    read: Read,
-    deadline: Option<Instant>,
-    reporter: &mut dyn Reporter,
-    summary: &mut SyncSummary,
-) -> Result<(), DriverError> {
-    let o = &job.run;
-    let pl = plan_and_check(job, &read, reporter, summary)?;
-    if o.dry_run {
-        for c in pl.changes.iter().filter(|c| !c.line.is_empty()) {
-            summary.lines.push(c.line.clone());
-            reporter.event(Event::Item {
-                line: &c.line,
-                path: &RelPath::root(),
-            });
-        }
-        return Ok(());
-    }
-    if let Some(min) = o.min_free {
-        space::check(&pl, sides, min)?;
-    }
-    let Some(db) = pair.db.as_mut() else {
-        return Ok(());
-    };
-    if pl.changes.iter().any(|c| !c.steps.is_empty()) {
-        // A stored digest says "a listing with this digest is what the
-        // state records". The first change to a file breaks that, and a
-        // run killed after it never reaches `finish`: forget them now, so
-        // the next run lists both sides in full instead of trusting the
-        // state. (State-only changes, such as learned inodes, keep it.)
-        db.clear_meta("digest_a")?;
-        db.clear_meta("digest_b")?;
-    }
-    let changed =
-        apply::apply(&pl, sides, db, summary, reporter, deadline, o).map_err(|e| match e {
-            DriverError::TimeBudget { .. } => DriverError::TimeBudget {
-                secs: o.max_time.map_or(0, |d| d.as_secs()),
-            },
-            other => other,
-        })?;
-    let clean = summary.failed.is_empty()
-        && summary.conflicts_skipped == 0
-        && read.busy.is_empty()
-        && pl.held_back == 0;
-    // A pass over some paths saw neither side whole: what it changed drops
-    // both stored digests, so the next full pass lists both.
-    let changed = match scope {
-        Scope::Paths(_) if !pl.changes.is_empty() => [true, true],
-        _ => changed,
-    };
-    finish(job, sides, pair, read.fresh, changed, clean)
-}
-
 /// What the phases learn about the pair before they read the replicas.
-struct Pair {
-    id: String,
-    db: Option<StateDb>,
+pub(super) struct Pair {
+    pub(super) id: String,
+    pub(super) db: Option<StateDb>,
     db_path: PathBuf,
     /// No state and no replica id remembered: this is the first sync.
     first: bool,
@@ -270,7 +43,7 @@ struct Pair {
 
 /// Phase 1. A dry run must not create the database; an absent one reads
 /// as empty.
-fn open_state(job: &SyncJob) -> Result<Pair, DriverError> {
+pub(super) fn open_state(job: &SyncJob) -> Result<Pair, DriverError> {
     let o = &job.run;
     let db_path = state_path(&job.a, &job.b, o.state_dir.as_deref());
     let db = if o.dry_run && !db_path.exists() {
@@ -293,7 +66,11 @@ fn open_state(job: &SyncJob) -> Result<Pair, DriverError> {
 }
 
 /// Phase 2.
-fn start_agents(job: &SyncJob, pair: &Pair, agents: &mut Vec<Agent>) -> Result<(), DriverError> {
+pub(super) fn start_agents(
+    job: &SyncJob,
+    pair: &Pair,
+    agents: &mut Vec<Agent>,
+) -> Result<(), DriverError> {
     for l in [&job.a, &job.b] {
         let spec = AgentSpec {
             root: root_text(l),
@@ -311,7 +88,7 @@ fn both() -> [(usize, Side); 2] {
 
 /// Phase 3: a missing root, a swapped disk, a wrong path or a lost state
 /// database stops here.
-fn check_replicas(
+pub(super) fn check_replicas(
     job: &SyncJob,
     pair: &Pair,
     agents: [&Agent; 2],
@@ -356,7 +133,7 @@ fn check_replicas(
 }
 
 /// Phase 4: both locks, then the ids and notes that say "synced before".
-fn take_locks(
+pub(super) fn take_locks(
     job: &SyncJob,
     pair: &Pair,
     agents: [&Agent; 2],
@@ -377,14 +154,14 @@ fn take_locks(
 }
 
 /// What phase 5 read.
-struct Read {
+pub(super) struct Read {
     state: HashMap<RelPath, Synced>,
     listings: [HashMap<RelPath, Entry>; 2],
     /// Each side's digest as listed (None: unchanged since stored).
-    fresh: [Option<[u8; 32]>; 2],
+    pub(super) fresh: [Option<[u8; 32]>; 2],
     /// Paths left for the next run: unreadable folders, files that kept
     /// changing while hashed.
-    busy: BTreeSet<RelPath>,
+    pub(super) busy: BTreeSet<RelPath>,
     /// Paths a killed run's journal left unsure: what a change to them
     /// overwrites is kept (`plan::keep_unsure`).
     unsure: BTreeSet<RelPath>,
@@ -409,7 +186,7 @@ pub(crate) fn what_to_list(job: &SyncJob) -> (Vec<String>, ListWants) {
 
 /// Phase 5: the listings, the journal, the hashes. `None` when neither
 /// side changed since the last clean run.
-fn read_sides(
+pub(super) fn read_sides(
     job: &SyncJob,
     pair: &mut Pair,
     agents: [&Agent; 2],
@@ -498,7 +275,7 @@ fn read_again(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn read_hashes(
+pub(super) fn read_hashes(
     job: &SyncJob,
     agents: [&Agent; 2],
     state: HashMap<RelPath, Synced>,
@@ -526,7 +303,7 @@ fn read_hashes(
 }
 
 /// Phase 6: the plan, less what touches busy paths, then the safety stops.
-fn plan_and_check(
+pub(super) fn plan_and_check(
     job: &SyncJob,
     read: &Read,
     reporter: &mut dyn Reporter,
@@ -588,7 +365,7 @@ fn plan_and_check(
 /// next run lists the side in full. A digest taken after applying would
 /// race with a user's edit made meanwhile, which the state has not seen;
 /// that edit would then hide behind a matching digest.
-fn finish(
+pub(super) fn finish(
     job: &SyncJob,
     agents: [&Agent; 2],
     pair: &Pair,
