@@ -28,6 +28,27 @@ impl Watch {
         Watch::start_with(server, &server.url(b), a, &flags)
     }
 
+    /// A watch of `a` and `b` on `server` through a proxy that delays
+    /// each way by `delay`.
+    fn through_proxy(
+        server: &Sshd,
+        a: &Path,
+        b: &Path,
+        delay: Duration,
+        extra: &[&str],
+    ) -> (Watch, common::proxy::Proxy) {
+        let proxy = common::proxy::Proxy::start(server.port, delay);
+        let url = format!("ssh://127.0.0.1:{}{}", proxy.port, b.display());
+        let mut flags = vec![
+            "--identity".to_string(),
+            server.identity.display().to_string(),
+            "--known-hosts".into(),
+            server.known_hosts_for(proxy.port).display().to_string(),
+        ];
+        flags.extend(extra.iter().map(|e| e.to_string()));
+        (Watch::start_with(server, &url, a, &flags), proxy)
+    }
+
     fn start_with(server: &Sshd, url: &str, a: &Path, flags: &[String]) -> Watch {
         let state = tmp();
         let log = state.path().join("watch.log");
@@ -385,15 +406,7 @@ fn bench_watch_latency_idle_cpu_and_idle_bytes() {
         return;
     }
     let (server, _t, a, b) = setup();
-    let proxy = common::proxy::Proxy::start(server.port, Duration::from_millis(20));
-    let url = format!("ssh://127.0.0.1:{}{}", proxy.port, b.display());
-    let flags = vec![
-        "--identity".to_string(),
-        server.identity.display().to_string(),
-        "--known-hosts".into(),
-        server.known_hosts_for(proxy.port).display().to_string(),
-    ];
-    let w = Watch::start_with(&server, &url, &a, &flags);
+    let (w, proxy) = Watch::through_proxy(&server, &a, &b, Duration::from_millis(20), &[]);
     w.wait_for(&b.join("first.txt"), b"from the start", 30);
     let (mut up, mut down) = (Vec::new(), Vec::new());
     for i in 0..20 {
@@ -523,17 +536,13 @@ fn a_config_pair_is_watched_by_name_and_sighup_reloads_it() {
 #[test]
 fn a_link_that_goes_silent_is_noticed_and_reconnected() {
     let (server, _t, a, b) = setup();
-    let proxy = common::proxy::Proxy::start(server.port, Duration::from_millis(1));
-    let url = format!("ssh://127.0.0.1:{}{}", proxy.port, b.display());
-    let flags = vec![
-        "--identity".to_string(),
-        server.identity.display().to_string(),
-        "--known-hosts".into(),
-        server.known_hosts_for(proxy.port).display().to_string(),
-        "--keepalive".into(),
-        "2s".into(),
-    ];
-    let w = Watch::start_with(&server, &url, &a, &flags);
+    let (w, proxy) = Watch::through_proxy(
+        &server,
+        &a,
+        &b,
+        Duration::from_millis(1),
+        &["--keepalive", "2s"],
+    );
     w.wait_for(&b.join("first.txt"), b"from the start", 20);
     // Once the first sync is over, the network goes quiet: no error, no bytes.
     assert!(
