@@ -560,3 +560,82 @@ fn a_link_that_goes_silent_is_noticed_and_reconnected() {
     proxy.resume();
     w.wait_for(&a.join("made-while-silent.txt"), b"on B, link down", 60);
 }
+
+#[test]
+fn a_folder_that_keeps_failing_does_not_make_every_turn_a_full_pass() {
+    if !deltasync_driver::running_as_root() {
+        eprintln!("skipped: needs root to act as the user nobody");
+        return;
+    }
+    let t = tmp();
+    let (a, b, state) = (
+        t.path().join("a"),
+        t.path().join("b"),
+        t.path().join("state"),
+    );
+    write(&a.join("locked"), "inside.txt", b"unreadable to nobody");
+    write(&a, "ok.txt", b"fine");
+    for p in [&a, &b, &state] {
+        fs::create_dir_all(p).unwrap();
+    }
+    fs::set_permissions(
+        t.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let chown = Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(&a)
+        .arg(&b)
+        .arg(&state)
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    fs::set_permissions(
+        a.join("locked"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o000),
+    )
+    .unwrap();
+    let log = t.path().join("log");
+    let mut child = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_deltasync"))
+        .arg("watch")
+        .arg(&a)
+        .arg(&b)
+        .args(["--settle", "200ms", "--full-every", "1s"])
+        .env("XDG_STATE_HOME", &state)
+        .env("HOME", &state)
+        .stdout(fs::File::create(&log).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let said = || fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        within(Duration::from_secs(20), || holds(
+            &b.join("ok.txt"),
+            b"fine"
+        ))
+        .is_some(),
+        "{}",
+        said()
+    );
+    std::thread::sleep(Duration::from_secs(5));
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(child.wait().unwrap().success(), "{}", said());
+    // About one full pass a second (each one partial), not one per turn.
+    let full = said().matches("full sync:").count();
+    assert!(
+        (2..=10).contains(&full),
+        "{full} full passes in about 5 s: {}",
+        said()
+    );
+    assert!(said().contains("failed"), "{}", said());
+}

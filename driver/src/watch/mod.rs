@@ -218,6 +218,11 @@ fn follow(
     let mut last_traffic = Instant::now();
     let mut told_unwatched = [false, false];
     loop {
+        // Heard before any pass, so no run of passes can delay a stop.
+        if let Ok(c) = control.try_recv() {
+            session.close(true, &mut SyncSummary::default())?;
+            return Ok(Some(ended(c)));
+        }
         if let Some(scope) = scope.take() {
             let mut summary = SyncSummary::default();
             let result = session.pass(job, &scope, reporter, &mut summary);
@@ -233,10 +238,14 @@ fn follow(
                 summary: &summary,
                 error: result.as_ref().err(),
             });
+            // A full pass that ended, well or partly, restarts the clock:
+            // a file that keeps failing must not make every turn a full pass.
+            if full && !result.as_ref().is_err_and(retryable) {
+                last_full = Instant::now();
+            }
             match result {
                 Ok(()) => {
                     if full {
-                        last_full = Instant::now();
                         backoff.reset();
                     }
                 }
@@ -286,11 +295,15 @@ fn follow(
         } else {
             o.full_every
         };
-        let overflow = {
-            let mut h = heard.lock().unwrap_or_else(|e| e.into_inner());
-            std::mem::take(&mut h.pending.overflow)
-        };
-        if overflow || now >= last_full + scan {
+        // An overflow asks for a full pass, but at most one per `settle`:
+        // a flood of events (or a hostile agent) cannot keep us relisting.
+        let overflowed = heard
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pending
+            .overflow;
+        let overflow_at = last_full + o.settle;
+        if (overflowed && now >= overflow_at) || now >= last_full + scan {
             heard
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -322,6 +335,7 @@ fn follow(
         };
         let next = [
             due,
+            overflowed.then_some(overflow_at),
             Some(last_full + scan),
             Some(last_traffic + o.keepalive),
         ]
