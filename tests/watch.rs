@@ -50,15 +50,21 @@ impl Watch {
     }
 
     fn start_with(server: &Sshd, url: &str, a: &Path, flags: &[String]) -> Watch {
-        let state = tmp();
-        let log = state.path().join("watch.log");
-        let child = deltasync()
-            .arg("watch")
+        let mut cmd = deltasync();
+        cmd.arg("watch")
             .arg(a)
             .arg(url)
             .args(flags)
             .args(server.remote_bin())
-            .args(["--settle", "1s"])
+            .args(["--settle", "1s"]);
+        Watch::spawn(&mut cmd, tmp())
+    }
+
+    /// Starts `cmd` (a watch, however it is wrapped: setpriv, unshare)
+    /// with its status files in `state`, and its output kept there.
+    fn spawn(cmd: &mut Command, state: tempfile::TempDir) -> Watch {
+        let log = state.path().join("watch.log");
+        let child = cmd
             .env("XDG_STATE_HOME", state.path())
             .stdin(Stdio::null())
             .stdout(fs::File::create(&log).unwrap())
@@ -96,15 +102,20 @@ impl Watch {
     }
 
     /// SIGTERM; the exit status.
-    fn terminate(&mut self) -> std::process::ExitStatus {
+    /// Sends signal `sig` (`-HUP`, `-TERM`) to the watch, by its pid.
+    fn signal(&self, sig: &str) {
         let pid = self.child.id().to_string();
         assert!(
             Command::new("kill")
-                .args(["-TERM", &pid])
+                .args([sig, &pid])
                 .status()
                 .unwrap()
                 .success()
         );
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        self.signal("-TERM");
         let until = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(s) = self.child.try_wait().unwrap() {
@@ -291,19 +302,12 @@ fn sigterm_parks_the_transfer_in_flight_and_leaves_no_lock() {
     let parked = fs::read_dir(b.join(".deltasync/partial")).map_or(0, |d| d.count());
     assert!(parked > 0, "no parked prefix: {}", w.log());
     // No lock is left: a plain sync runs at once, resumes, and converges.
-    let out = deltasync()
+    ok(deltasync()
         .arg("sync")
         .arg(&a)
         .arg(server.url(&b))
         .args(server.flags())
-        .args(server.remote_bin())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .args(server.remote_bin()));
     assert_eq!(read(&b.join("big.bin")), read(&a.join("big.bin")));
     assert!(w.status().contains("stopped"), "{}", w.status());
 }
@@ -331,43 +335,27 @@ fn a_tree_past_the_inotify_limit_is_scanned_instead() {
         write(&a, &format!("d{i}/f"), b"x");
     }
     fs::create_dir_all(&b).unwrap();
-    let log = t.path().join("log");
-    let child = Command::new("unshare")
-        .args([
-            "-Ur",
-            "sh",
-            "-c",
-            "echo 3 > /proc/sys/user/max_inotify_watches && exec \"$@\"",
-            "sh",
-        ])
-        .arg(env!("CARGO_BIN_EXE_deltasync"))
-        .arg("watch")
-        .arg(&a)
-        .arg(&b)
-        .args(["--settle", "500ms", "--scan-every", "2s"])
-        .env("XDG_STATE_HOME", t.path())
-        .stdout(fs::File::create(&log).unwrap())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let synced = within(Duration::from_secs(20), || holds(&b.join("d9/f"), b"x"));
+    let mut cmd = Command::new("unshare");
+    cmd.args([
+        "-Ur",
+        "sh",
+        "-c",
+        "echo 3 > /proc/sys/user/max_inotify_watches && exec \"$@\"",
+        "sh",
+    ])
+    .arg(env!("CARGO_BIN_EXE_deltasync"))
+    .arg("watch")
+    .arg(&a)
+    .arg(&b)
+    .args(["--settle", "500ms", "--scan-every", "2s"]);
+    let mut w = Watch::spawn(&mut cmd, tmp());
+    w.wait_for(&b.join("d9/f"), b"x", 20);
     write(&a, "d5/new.txt", b"made after the start");
-    let arrived = within(Duration::from_secs(10), || {
-        holds(&b.join("d5/new.txt"), b"made after the start")
-    });
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let out = child.wait_with_output().unwrap();
-    let said = format!(
-        "{}{}",
-        fs::read_to_string(&log).unwrap_or_default(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(synced.is_some() && arrived.is_some(), "{said}");
-    assert!(said.contains("cannot be watched"), "{said}");
-    assert!(said.contains("max_user_watches"), "{said}");
-    assert!(out.status.success(), "{}: {said}", out.status);
+    w.wait_for(&b.join("d5/new.txt"), b"made after the start", 10);
+    let status = w.terminate();
+    assert!(w.log().contains("cannot be watched"), "{}", w.log());
+    assert!(w.log().contains("max_user_watches"), "{}", w.log());
+    assert!(status.success(), "{status}: {}", w.log());
 }
 
 /// CPU time (user + system, in clock ticks) of every deltasync process:
@@ -463,74 +451,27 @@ fn a_config_pair_is_watched_by_name_and_sighup_reloads_it() {
         )
     };
     fs::write(&config, pair("*.tmp")).unwrap();
-    let log = t.path().join("log");
-    let mut child = deltasync()
-        .args(["watch", "office", "--settle", "300ms", "--config"])
-        .arg(&config)
-        .env("XDG_STATE_HOME", t.path())
-        .stdout(fs::File::create(&log).unwrap())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let said = || fs::read_to_string(&log).unwrap_or_default();
-    assert!(
-        within(Duration::from_secs(20), || holds(
-            &b.join("keep.txt"),
-            b"kept"
-        ))
-        .is_some()
-    );
+    let mut cmd = deltasync();
+    cmd.args(["watch", "office", "--settle", "300ms", "--config"])
+        .arg(&config);
+    let mut w = Watch::spawn(&mut cmd, tmp());
+    w.wait_for(&b.join("keep.txt"), b"kept", 20);
     write(&a, "x.tmp", b"excluded");
     write(&a, "x.log", b"taken");
-    assert!(
-        within(Duration::from_secs(10), || holds(
-            &b.join("x.log"),
-            b"taken"
-        ))
-        .is_some(),
-        "{}",
-        said()
-    );
+    w.wait_for(&b.join("x.log"), b"taken", 10);
     assert!(
         !b.join("x.tmp").exists(),
         "an excluded file was synced: {}",
-        said()
+        w.log()
     );
     // Reload with *.tmp no longer excluded: the full sync after it takes x.tmp.
     fs::write(&config, pair("*.bak")).unwrap();
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-HUP", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    assert!(
-        within(Duration::from_secs(20), || holds(
-            &b.join("x.tmp"),
-            b"excluded"
-        ))
-        .is_some(),
-        "{}",
-        said()
-    );
-    assert!(said().contains("reloading"), "{}", said());
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    assert!(child.wait().unwrap().success(), "{}", said());
-    let status = deltasync()
-        .arg("status")
-        .env("XDG_STATE_HOME", t.path())
-        .output()
-        .unwrap();
-    let status = String::from_utf8_lossy(&status.stdout);
-    assert!(status.contains("office: stopped"), "{status}");
+    w.signal("-HUP");
+    w.wait_for(&b.join("x.tmp"), b"excluded", 20);
+    assert!(w.log().contains("reloading"), "{}", w.log());
+    let status = w.terminate();
+    assert!(status.success(), "{status}: {}", w.log());
+    assert!(w.status().contains("office: stopped"), "{}", w.status());
 }
 
 #[test]
@@ -568,16 +509,12 @@ fn a_folder_that_keeps_failing_does_not_make_every_turn_a_full_pass() {
         return;
     }
     let t = tmp();
-    let (a, b, state) = (
-        t.path().join("a"),
-        t.path().join("b"),
-        t.path().join("state"),
-    );
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    // The watch's status files, in a folder nobody may write.
+    let state = tmp();
     write(&a.join("locked"), "inside.txt", b"unreadable to nobody");
     write(&a, "ok.txt", b"fine");
-    for p in [&a, &b, &state] {
-        fs::create_dir_all(p).unwrap();
-    }
+    fs::create_dir_all(&b).unwrap();
     fs::set_permissions(
         t.path(),
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
@@ -587,7 +524,7 @@ fn a_folder_that_keeps_failing_does_not_make_every_turn_a_full_pass() {
         .args(["-R", "65534:65534"])
         .arg(&a)
         .arg(&b)
-        .arg(&state)
+        .arg(state.path())
         .status()
         .unwrap();
     assert!(chown.success());
@@ -596,46 +533,25 @@ fn a_folder_that_keeps_failing_does_not_make_every_turn_a_full_pass() {
         std::os::unix::fs::PermissionsExt::from_mode(0o000),
     )
     .unwrap();
-    let log = t.path().join("log");
-    let mut child = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
         .arg(env!("CARGO_BIN_EXE_deltasync"))
         .arg("watch")
         .arg(&a)
         .arg(&b)
         .args(["--settle", "200ms", "--full-every", "1s"])
-        .env("XDG_STATE_HOME", &state)
-        .env("HOME", &state)
-        .stdout(fs::File::create(&log).unwrap())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let said = || fs::read_to_string(&log).unwrap_or_default();
-    assert!(
-        within(Duration::from_secs(20), || holds(
-            &b.join("ok.txt"),
-            b"fine"
-        ))
-        .is_some(),
-        "{}",
-        said()
-    );
+        .env("HOME", state.path());
+    let mut w = Watch::spawn(&mut cmd, state);
+    w.wait_for(&b.join("ok.txt"), b"fine", 20);
     std::thread::sleep(Duration::from_secs(5));
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    assert!(child.wait().unwrap().success(), "{}", said());
+    let status = w.terminate();
+    assert!(status.success(), "{status}: {}", w.log());
     // About one full pass a second (each one partial), not one per turn.
-    let full = said().matches("full sync:").count();
+    let full = w.log().matches("full sync:").count();
     assert!(
         (2..=10).contains(&full),
         "{full} full passes in about 5 s: {}",
-        said()
+        w.log()
     );
-    assert!(said().contains("failed"), "{}", said());
+    assert!(w.log().contains("failed"), "{}", w.log());
 }

@@ -126,8 +126,50 @@ struct Heard {
     pending: Pending,
     /// A side's watch ended on its own: why.
     unwatched: [Option<String>; 2],
+    /// Whether the caller has heard of it.
+    told: [bool; 2],
     /// The connection ended: why.
     lost: Option<String>,
+}
+
+/// What one turn of the loop takes from [`Heard`].
+struct Turn {
+    /// Paths quiet for `settle`, taken out of the pending set.
+    settled: Vec<RelPath>,
+    /// The connection ended: why.
+    lost: Option<String>,
+    /// Paths still settling.
+    waiting: usize,
+    /// A watcher lost events: a full pass is wanted.
+    overflowed: bool,
+    /// When the next waiting path will have settled.
+    due: Option<Instant>,
+    /// Sides that stopped watching since the last turn, and why.
+    news: Vec<(usize, String)>,
+    /// Some side cannot be watched.
+    unwatched: bool,
+}
+
+impl Heard {
+    fn turn(&mut self, now: Instant, settle: Duration) -> Turn {
+        let settled = self.pending.take_settled(now, settle);
+        let mut news = Vec::new();
+        for i in 0..2 {
+            if let (Some(why), false) = (&self.unwatched[i], self.told[i]) {
+                news.push((i, why.clone()));
+                self.told[i] = true;
+            }
+        }
+        Turn {
+            settled,
+            lost: self.lost.take(),
+            waiting: self.pending.len(),
+            overflowed: self.pending.overflow,
+            due: self.pending.next_due(settle),
+            news,
+            unwatched: self.unwatched.iter().any(Option::is_some),
+        }
+    }
 }
 
 /// Runs the watch until `control` says otherwise or a problem needs a
@@ -216,7 +258,6 @@ fn follow(
     let mut scope = Some(Scope::Full);
     let mut last_full = Instant::now();
     let mut last_traffic = Instant::now();
-    let mut told_unwatched = [false, false];
     loop {
         // Heard before any pass, so no run of passes can delay a stop.
         if let Ok(c) = control.try_recv() {
@@ -266,12 +307,19 @@ fn follow(
         }
         // Sleep until something is due.
         let now = Instant::now();
-        let (settled, lost_why, waiting, unwatched) = {
-            let mut h = heard.lock().unwrap_or_else(|e| e.into_inner());
-            let settled = h.pending.take_settled(now, o.settle);
-            let waiting = h.pending.len();
-            (settled, h.lost.take(), waiting, h.unwatched.clone())
-        };
+        // What the watchers said, read under one lock.
+        let Turn {
+            settled,
+            lost: lost_why,
+            waiting,
+            overflowed,
+            due,
+            news,
+            unwatched,
+        } = heard
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .turn(now, o.settle);
         if let Some(why) = lost_why {
             let e = DriverError::Wire(deltasync_wire::WireError::Io(std::io::Error::new(
                 std::io::ErrorKind::ConnectionAborted,
@@ -279,29 +327,21 @@ fn follow(
             )));
             return lost(session, e, control, reporter, backoff);
         }
-        for (i, why) in unwatched.iter().enumerate() {
-            if let (Some(why), false) = (why, told_unwatched[i]) {
-                told_unwatched[i] = true;
-                let side = if i == 0 { Side::A } else { Side::B };
-                reporter.note(Note::Unwatched {
-                    side,
-                    why,
-                    every: o.scan_every,
-                });
-            }
+        for (i, why) in &news {
+            let side = if *i == 0 { Side::A } else { Side::B };
+            reporter.note(Note::Unwatched {
+                side,
+                why,
+                every: o.scan_every,
+            });
         }
-        let scan = if unwatched.iter().any(Option::is_some) {
+        let scan = if unwatched {
             o.scan_every.min(o.full_every)
         } else {
             o.full_every
         };
         // An overflow asks for a full pass, but at most one per `settle`:
         // a flood of events (or a hostile agent) cannot keep us relisting.
-        let overflowed = heard
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pending
-            .overflow;
         let overflow_at = last_full + o.settle;
         if (overflowed && now >= overflow_at) || now >= last_full + scan {
             heard
@@ -329,10 +369,6 @@ fn follow(
             }
             last_traffic = Instant::now();
         }
-        let due = {
-            let h = heard.lock().unwrap_or_else(|e| e.into_inner());
-            h.pending.next_due(o.settle)
-        };
         let next = [
             due,
             overflowed.then_some(overflow_at),
