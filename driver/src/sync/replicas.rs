@@ -214,7 +214,6 @@ pub(super) fn list_under(
 /// What a folder holds that could not be read is unknown, not gone: each
 /// of `unreadable` is reported, counted as failed, taken as the state
 /// remembers it, and left alone (`busy`) until a later run.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn keep_unread(
     unreadable: Vec<(RelPath, String)>,
     side: Side,
