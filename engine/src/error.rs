@@ -77,6 +77,9 @@ pub enum DeltaError {
     /// Reading the new file or writing the delta failed.
     #[error("delta I/O: {0}")]
     Io(#[from] io::Error),
+    /// A multi-round plan's runs are out of order, overlap or overflow.
+    #[error("bad delta plan: {0}")]
+    Plan(String),
 }
 
 /// A delta could not be applied. Offsets are byte positions in the delta stream.

@@ -62,6 +62,7 @@ mod index;
 mod io_util;
 mod params;
 mod patch;
+pub mod rounds;
 mod signature;
 mod simd;
 mod strong;

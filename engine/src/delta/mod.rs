@@ -5,7 +5,7 @@
 //! new file. `serial.rs` holds librsync's scan loop and `emit.rs` its
 //! command rules; `parallel.rs` runs the same decisions on all cores.
 
-mod emit;
+pub(crate) mod emit;
 mod parallel;
 mod serial;
 
