@@ -201,7 +201,7 @@ mod tests {
         let literal = many.len();
         assert!(literal < 10 * (100 + 2 * FLOOR as usize) + 600, "{literal}");
         assert!(
-            one.len() > 10 * 8 << 10,
+            one.len() > 10 * (8 << 10),
             "one coarse round sends whole blocks"
         );
     }
