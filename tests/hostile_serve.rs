@@ -9,7 +9,7 @@ use common::*;
 use deltasync_driver::wire::frame;
 use deltasync_driver::wire::{
     Attrs, Code, Connection, Expect, Feed, FileStat, Hello, Message, Mtime, PROTOCOL_VERSION,
-    Reply, Request,
+    Reply, Request, Run, SigShape, Span,
 };
 use std::io::Write;
 use std::path::Path;
@@ -248,6 +248,7 @@ fn escaping_paths_are_refused() {
                 path: b"escape/canary".to_vec(),
                 full_sums: false,
                 resume: false,
+                shape: SigShape::Native,
             },
         ),
         call(
@@ -255,6 +256,39 @@ fn escaping_paths_are_refused() {
             Request::Delta {
                 path: b"../outside/canary".to_vec(),
                 skip: None,
+                plan: None,
+            },
+        ),
+        call(
+            63,
+            Request::Signature {
+                path: b"escape/canary".to_vec(),
+                full_sums: false,
+                resume: false,
+                shape: SigShape::Spans {
+                    block_len: 4,
+                    spans: vec![Span { start: 0, len: 4 }],
+                },
+            },
+        ),
+        call(
+            64,
+            Request::Delta {
+                path: b"escape/canary".to_vec(),
+                skip: None,
+                plan: Some(vec![Run {
+                    new_off: 0,
+                    basis_off: 0,
+                    len: 4,
+                }]),
+            },
+        ),
+        call(
+            65,
+            Request::Match {
+                path: b"../outside/canary".to_vec(),
+                spans: Vec::new(),
+                basis: Vec::new(),
             },
         ),
         call(
@@ -309,6 +343,7 @@ fn a_signature_with_block_len_zero_is_refused() {
         Request::Delta {
             path: b"f".to_vec(),
             skip: None,
+            plan: None,
         },
     ));
     h.send(&Message::Feed {
@@ -474,6 +509,7 @@ fn work_in_flight_is_capped() {
             Request::Delta {
                 path: b"f".to_vec(),
                 skip: None,
+                plan: None,
             },
         ));
         for _ in 0..per / chunk.len() {
@@ -539,6 +575,105 @@ fn work_in_flight_is_capped() {
         );
     };
     assert!(done(&answer, 5000), "{answer:?}");
+    h.finish();
+    outside_untouched(&outside);
+}
+
+#[test]
+fn hostile_rounds_get_errors_or_harmless_answers() {
+    let (_d, root, outside) = setup();
+    write(&root, "f", &[7u8; 5000]);
+    let mut h = Hostile::start(&root, false);
+    // Spans past the end of the basis: it changed between rounds.
+    let got = h.reply_to(call(
+        1,
+        Request::Signature {
+            path: b"f".to_vec(),
+            full_sums: false,
+            resume: false,
+            shape: SigShape::Spans {
+                block_len: 128,
+                spans: vec![Span {
+                    start: 4000,
+                    len: 1 << 40,
+                }],
+            },
+        },
+    ));
+    assert!(
+        matches!(
+            &got,
+            Message::Reply {
+                id: 1,
+                rep: Reply::Error {
+                    code: Code::Changed,
+                    ..
+                }
+            }
+        ),
+        "{got:?}"
+    );
+    // A round against garbage: a data error, not a crash.
+    h.send(&call(
+        2,
+        Request::Match {
+            path: b"f".to_vec(),
+            spans: vec![Span {
+                start: 0,
+                len: 1 << 50,
+            }],
+            basis: Vec::new(),
+        },
+    ));
+    h.send(&Message::Feed {
+        id: 2,
+        feed: Feed::SigChunk(b"not a signature".to_vec()),
+    });
+    let got = h.reply_to(Message::Feed {
+        id: 2,
+        feed: Feed::SigEnd,
+    });
+    assert!(
+        matches!(
+            &got,
+            Message::Reply {
+                id: 2,
+                rep: Reply::Error {
+                    code: Code::Data,
+                    ..
+                }
+            }
+        ),
+        "{got:?}"
+    );
+    // A plan that claims copies from far past any basis: the source only
+    // encodes what it was told, so its delta ends normally (the patch side
+    // refuses the copies).
+    h.send(&call(
+        3,
+        Request::Delta {
+            path: b"f".to_vec(),
+            skip: None,
+            plan: Some(vec![Run {
+                new_off: 10,
+                basis_off: 1 << 60,
+                len: 1 << 40,
+            }]),
+        },
+    ));
+    let mut replies = Vec::new();
+    loop {
+        let m = h.reply();
+        let end = matches!(&m, Message::Reply { rep, .. } if rep.is_terminal());
+        replies.push(m);
+        if end {
+            break;
+        }
+    }
+    assert!(
+        matches!(replies.last(), Some(Message::Reply { id: 3, rep: Reply::DeltaEnd { stat, literal: 10, matched: 4990, .. } }) if stat.size == 5000),
+        "{replies:?}"
+    );
     h.finish();
     outside_untouched(&outside);
 }

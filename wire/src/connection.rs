@@ -34,7 +34,7 @@ pub const MAX_CHUNK: usize = 64 * 1024;
 /// before it waits for `Credit`.
 pub const DELTA_WINDOW: u64 = 2 << 20;
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Bytes moved, shared between a connection's halves and whoever reports.
 #[derive(Debug, Default)]

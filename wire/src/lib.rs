@@ -44,5 +44,5 @@ pub use connection::{
 pub use error::WireError;
 pub use message::{
     Attrs, Code, Entry, EntryKind, Expect, Feed, FileStat, Hello, Links, ListWants, Message, Mtime,
-    Owner, Partial, Reply, Request, StashArea, Xattr,
+    Owner, Partial, Reply, Request, Run, SigShape, Span, StashArea, Xattr,
 };

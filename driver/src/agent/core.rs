@@ -11,7 +11,10 @@
 
 use std::collections::HashMap;
 
-use deltasync_wire::{Attrs, Code, Expect, Feed, FileStat, Message, Partial, Reply, Request};
+use deltasync_engine::rounds::check_runs;
+use deltasync_wire::{
+    Attrs, Code, Expect, Feed, FileStat, Message, Partial, Reply, Request, Run, SigShape, Span,
+};
 
 use crate::path::RelPath;
 
@@ -50,12 +53,22 @@ pub enum Action {
         path: RelPath,
         full_sums: bool,
         resume: bool,
+        shape: SigShape,
     },
-    /// Queue a delta job against a complete signature.
+    /// Queue a delta job against a complete signature, or a plan.
     Delta {
         id: u64,
         path: RelPath,
         skip: Option<Partial>,
+        sig: Vec<u8>,
+        plan: Option<Vec<Run>>,
+    },
+    /// Queue one round's search against a complete signature.
+    Match {
+        id: u64,
+        path: RelPath,
+        spans: Vec<Span>,
+        basis: Vec<Span>,
         sig: Vec<u8>,
     },
     /// Start a patch job; its delta follows as `PatchChunk`s and a `PatchEnd`.
@@ -91,18 +104,27 @@ pub enum Action {
 enum Open {
     /// A signature job queued or running.
     Signature,
-    /// A delta request gathering its signature.
+    /// A delta or match request gathering its signature.
     Gathering {
         path: RelPath,
-        skip: Option<Partial>,
+        then: Then,
         sig: Vec<u8>,
     },
-    /// A delta job queued or running, holding `bytes` of signature.
+    /// A delta or match job queued or running, holding `bytes` of signature.
     Delta { bytes: usize },
     /// A patch taking its delta.
     Patch,
     /// The watch on the root (at most one).
     Watch,
+}
+
+/// What a gathered signature is for.
+#[derive(Debug)]
+enum Then {
+    /// A delta, after this verified prefix.
+    Delta(Option<Partial>),
+    /// One round's search.
+    Match { spans: Vec<Span>, basis: Vec<Span> },
 }
 
 /// The agent's open requests and what they hold.
@@ -192,7 +214,9 @@ impl Core {
             return vec![Action::Watch { id }];
         }
         let (raw, stream) = match &req {
-            Request::Signature { path, .. } | Request::Delta { path, .. } => (path, true),
+            Request::Signature { path, .. }
+            | Request::Delta { path, .. }
+            | Request::Match { path, .. } => (path, true),
             Request::Patch { path, .. } => (path, true),
             _ => return vec![Action::Run(id, req)],
         };
@@ -203,7 +227,10 @@ impl Core {
         debug_assert!(stream);
         match req {
             Request::Signature {
-                full_sums, resume, ..
+                full_sums,
+                resume,
+                shape,
+                ..
             } => {
                 if self.jobs >= MAX_JOBS {
                     return vec![self.busy(id, &path, "signature and delta jobs", MAX_JOBS)];
@@ -215,22 +242,35 @@ impl Core {
                     path,
                     full_sums,
                     resume,
+                    shape,
                 }]
             }
-            Request::Delta { skip, .. } => {
+            Request::Delta { skip, plan, .. } => {
                 if self.jobs >= MAX_JOBS {
                     return vec![self.busy(id, &path, "signature and delta jobs", MAX_JOBS)];
                 }
-                self.jobs += 1;
-                self.open.insert(
-                    id,
-                    Open::Gathering {
+                if let Some(runs) = plan {
+                    // A plan needs no signature: the job starts now.
+                    if let Err(e) = check_runs(&runs) {
+                        return vec![refuse(id, Code::Data, path.as_bytes(), e)];
+                    }
+                    self.jobs += 1;
+                    self.open.insert(id, Open::Delta { bytes: 0 });
+                    return vec![Action::Delta {
+                        id,
                         path,
                         skip,
                         sig: Vec::new(),
-                    },
-                );
-                Vec::new()
+                        plan: Some(runs),
+                    }];
+                }
+                self.gather(id, path, Then::Delta(skip))
+            }
+            Request::Match { spans, basis, .. } => {
+                if self.jobs >= MAX_JOBS {
+                    return vec![self.busy(id, &path, "signature and delta jobs", MAX_JOBS)];
+                }
+                self.gather(id, path, Then::Match { spans, basis })
             }
             Request::Patch {
                 resume_len,
@@ -255,6 +295,20 @@ impl Core {
             }
             _ => unreachable!("only streaming requests get here"),
         }
+    }
+
+    /// Opens a request that gathers its signature before its job runs.
+    fn gather(&mut self, id: u64, path: RelPath, then: Then) -> Vec<Action> {
+        self.jobs += 1;
+        self.open.insert(
+            id,
+            Open::Gathering {
+                path,
+                then,
+                sig: Vec::new(),
+            },
+        );
+        Vec::new()
     }
 
     fn busy(&self, id: u64, path: &RelPath, what: &str, max: usize) -> Action {
@@ -299,15 +353,25 @@ impl Core {
                 }
             }
             (Some(Open::Gathering { .. }), Feed::SigEnd) => {
-                let Some(Open::Gathering { path, skip, sig }) = self.open.remove(&id) else {
+                let Some(Open::Gathering { path, then, sig }) = self.open.remove(&id) else {
                     return Vec::new();
                 };
                 self.open.insert(id, Open::Delta { bytes: sig.len() });
-                vec![Action::Delta {
-                    id,
-                    path,
-                    skip,
-                    sig,
+                vec![match then {
+                    Then::Delta(skip) => Action::Delta {
+                        id,
+                        path,
+                        skip,
+                        sig,
+                        plan: None,
+                    },
+                    Then::Match { spans, basis } => Action::Match {
+                        id,
+                        path,
+                        spans,
+                        basis,
+                        sig,
+                    },
                 }]
             }
             (Some(Open::Patch), Feed::DeltaChunk(data)) => vec![Action::PatchChunk { id, data }],
@@ -412,6 +476,7 @@ mod tests {
         let delta = |p: &[u8]| Request::Delta {
             path: p.to_vec(),
             skip: None,
+            plan: None,
         };
         // One request may not pass MAX_SIGNATURE.
         c.handle(call(1, delta(b"a")));
@@ -461,6 +526,7 @@ mod tests {
             path: p.to_vec(),
             full_sums: false,
             resume: false,
+            shape: SigShape::Native,
         };
         for id in 0..MAX_JOBS as u64 {
             c.handle(call(id, sig(b"f")));

@@ -1,10 +1,14 @@
 //! Two of the three jobs that move file data, as the agent runs them (the
-//! third, the patch, is in `patch.rs`):
+//! third, the patch, is in `patch.rs`), and the rounds between them:
 //!
 //! - **signature**: the basis side sums its current file (and reports any
-//!   verified prefix kept from an interrupted transfer);
+//!   verified prefix kept from an interrupted transfer), with native or
+//!   coarse blocks, or only some spans of it for a later round;
+//! - **match**: the source side searches spans of its file against one
+//!   round's signature and reports the runs it found;
 //! - **delta**: the source side checks a claimed prefix, then encodes the
-//!   rest of its file against the signature, hashing every byte it reads.
+//!   rest of its file against the signature, or as the rounds' runs say,
+//!   hashing every byte it reads.
 //!
 //! Each sends its replies itself and ends with a terminal one.
 
@@ -13,11 +17,12 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::sync::Arc;
 
 use crossbeam::channel::Sender;
+use deltasync_engine::rounds::{self, SpanReader};
 use deltasync_engine::{
     DeltaOptions, IndexedSignature, Limits, Signature, SignatureParams, read_signature,
     write_delta, write_signature,
 };
-use deltasync_wire::{Code, FileStat, Message, Partial, Reply};
+use deltasync_wire::{Code, FileStat, Message, Partial, Reply, Run, SigShape, Span};
 
 use super::root::{Root, mtime_of};
 use crate::link::{ChunkWriter, Credit, hex};
@@ -73,9 +78,10 @@ pub fn signature(
     p: &RelPath,
     full_sums: bool,
     resume: bool,
+    shape: &SigShape,
     out: &Sender<Message>,
 ) {
-    if let Err(rep) = try_signature(root, id, p, full_sums, resume, out) {
+    if let Err(rep) = try_signature(root, id, p, full_sums, resume, shape, out) {
         let _ = out.send(Message::Reply { id, rep });
     }
 }
@@ -86,6 +92,7 @@ fn try_signature(
     p: &RelPath,
     full_sums: bool,
     resume: bool,
+    shape: &SigShape,
     out: &Sender<Message>,
 ) -> Result<(), Reply> {
     let fail = |c, e: &dyn std::fmt::Display| Reply::error(c, p.as_bytes(), e);
@@ -95,7 +102,41 @@ fn try_signature(
         .map(stat_of)
         .transpose()
         .map_err(|e| fail(Code::FileIo, &e))?;
-    let mut params = SignatureParams::native(basis_stat.map_or(0, |s| s.size));
+    let size = basis_stat.map_or(0, |s| s.size);
+    let mut params = match shape {
+        SigShape::Native => SignatureParams::native(size),
+        SigShape::Coarse => rounds::round_params(size, rounds::coarse_block_len(size)),
+        SigShape::Spans { block_len, spans } => {
+            let Some(f) = basis else {
+                return Err(fail(Code::Changed, &"the basis vanished between rounds"));
+            };
+            if spans.last().is_some_and(|s| s.end() > size) {
+                return Err(fail(
+                    Code::Changed,
+                    &format_args!("the basis changed between rounds (now {size} bytes)"),
+                ));
+            }
+            let total = spans.iter().map(|s| s.len).sum();
+            let params = rounds::round_params(total, *block_len);
+            let mut w = ChunkWriter::new(out.clone(), move |data| Message::Reply {
+                id,
+                rep: Reply::SigChunk(data),
+            });
+            let spanned = SpanReader::new(io::BufReader::with_capacity(1 << 16, f), spans);
+            write_signature(spanned, &mut w, params)
+                .and_then(|_| w.flush().map_err(Into::into))
+                .map_err(|e| fail(Code::FileIo, &e))?;
+            return out
+                .send(Message::Reply {
+                    id,
+                    rep: Reply::SigEnd {
+                        basis: basis_stat,
+                        partial: None,
+                    },
+                })
+                .map_err(|_| fail(Code::FileIo, &"closed"));
+        }
+    };
     if basis.is_none() {
         params.block_len = 1 << 16; // no blocks: only the literal chunk size matters
     }
@@ -167,17 +208,67 @@ impl<R: Read> Read for Tee<R> {
     }
 }
 
-/// The delta of the file at `p` against `sig`, skipping a verified prefix.
+/// One round: the runs of `p`'s `spans` (all of it if empty) found in a
+/// signature of the basis's `basis` spans (all of it if empty).
+pub fn matches(
+    root: &Root,
+    id: u64,
+    p: &RelPath,
+    spans: &[Span],
+    basis: &[Span],
+    sig: &[u8],
+    out: &Sender<Message>,
+) {
+    let fail = |c, e: &dyn std::fmt::Display| Reply::error(c, p.as_bytes(), e);
+    let whole = [Span {
+        start: 0,
+        len: u64::MAX,
+    }];
+    let or_whole = |s: &'_ [Span]| {
+        if s.is_empty() {
+            whole.to_vec()
+        } else {
+            s.to_vec()
+        }
+    };
+    let run = || -> Result<Reply, Reply> {
+        let sig = read_signature(sig, &Limits::default()).map_err(|e| fail(Code::Data, &e))?;
+        let index = IndexedSignature::new(sig);
+        let file = root.open_file(p).map_err(|e| fail(io_code(&e), &e))?;
+        let before = stat_of(&file).map_err(|e| fail(Code::FileIo, &e))?;
+        let spans = or_whole(spans);
+        let reader = SpanReader::new(io::BufReader::with_capacity(1 << 20, &file), &spans);
+        let runs = rounds::find_runs(&index, reader, &spans, &or_whole(basis), rounds::MAX_RUNS)
+            .map_err(|e| fail(Code::FileIo, &e))?;
+        if stat_of(&file).map_err(|e| fail(Code::FileIo, &e))? != before {
+            return Err(fail(Code::Changed, &"file changed while it was being read"));
+        }
+        Ok(Reply::Matched { stat: before, runs })
+    };
+    let rep = run().unwrap_or_else(|e| e);
+    let _ = out.send(Message::Reply { id, rep });
+}
+
+/// What a delta is made against: a peer's signature, or the rounds' runs.
+pub enum Against<'a> {
+    /// A serialized signature.
+    Signature(&'a [u8]),
+    /// Runs found by the rounds.
+    Plan(&'a [Run]),
+}
+
+/// The delta of the file at `p` against a signature or a plan, skipping a
+/// verified prefix.
 pub fn delta(
     root: &Root,
     id: u64,
     p: &RelPath,
     skip: Option<Partial>,
-    sig: &[u8],
+    against: Against<'_>,
     credit: Arc<Credit>,
     out: &Sender<Message>,
 ) {
-    if let Err(rep) = try_delta(root, id, p, skip, sig, credit, out) {
+    if let Err(rep) = try_delta(root, id, p, skip, against, credit, out) {
         let _ = out.send(Message::Reply { id, rep });
     }
 }
@@ -187,13 +278,17 @@ fn try_delta(
     id: u64,
     p: &RelPath,
     skip: Option<Partial>,
-    sig: &[u8],
+    against: Against<'_>,
     credit: Arc<Credit>,
     out: &Sender<Message>,
 ) -> Result<(), Reply> {
     let fail = |c, e: &dyn std::fmt::Display| Reply::error(c, p.as_bytes(), e);
-    let sig = read_signature(sig, &Limits::default()).map_err(|e| fail(Code::Data, &e))?;
-    let index = IndexedSignature::new(sig);
+    let index = match against {
+        Against::Signature(sig) => Ok(IndexedSignature::new(
+            read_signature(sig, &Limits::default()).map_err(|e| fail(Code::Data, &e))?,
+        )),
+        Against::Plan(runs) => Err(runs),
+    };
     let mut file = root.open_file(p).map_err(|e| fail(io_code(&e), &e))?;
     let before = stat_of(&file).map_err(|e| fail(Code::FileIo, &e))?;
     let mut hasher = blake3::Hasher::new();
@@ -226,8 +321,11 @@ fn try_delta(
         rep: Reply::DeltaChunk(data),
     })
     .gated(credit);
-    let stats = write_delta(&index, &mut tee, &mut w, &DeltaOptions::default())
-        .map_err(|e| fail(Code::FileIo, &e))?;
+    let stats = match &index {
+        Ok(index) => write_delta(index, &mut tee, &mut w, &DeltaOptions::default()),
+        Err(runs) => rounds::write_planned_delta(runs, skipped, &mut tee, &mut w),
+    }
+    .map_err(|e| fail(Code::FileIo, &e))?;
     w.flush().map_err(|e| fail(Code::FileIo, &e))?;
     let after = stat_of(&file).map_err(|e| fail(Code::FileIo, &e))?;
     if after != before || skipped + stats.new_len != before.size {

@@ -42,7 +42,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam::channel::{Receiver, Sender, bounded, unbounded};
 use deltasync_wire::{
-    Code, Connection, DELTA_WINDOW, FileStat, Message, MessageReader, Partial, Reply, WireError,
+    Code, Connection, DELTA_WINDOW, FileStat, Message, MessageReader, Partial, Reply, Run,
+    SigShape, Span, WireError,
 };
 
 use self::core::{Action, Core, Input};
@@ -224,20 +225,29 @@ enum Job {
         path: RelPath,
         full_sums: bool,
         resume: bool,
+        shape: SigShape,
     },
     Delta {
         id: u64,
         path: RelPath,
         skip: Option<Partial>,
         sig: Vec<u8>,
+        plan: Option<Vec<Run>>,
         credit: Arc<Credit>,
+    },
+    Match {
+        id: u64,
+        path: RelPath,
+        spans: Vec<Span>,
+        basis: Vec<Span>,
+        sig: Vec<u8>,
     },
 }
 
 impl Job {
     fn id(&self) -> u64 {
         match self {
-            Job::Signature { id, .. } | Job::Delta { id, .. } => *id,
+            Job::Signature { id, .. } | Job::Delta { id, .. } | Job::Match { id, .. } => *id,
         }
     }
 }
@@ -360,6 +370,7 @@ impl Session {
                 path,
                 full_sums,
                 resume,
+                shape,
             } => {
                 let lane = self.lane_for(&path);
                 let _ = lane.send(Job::Signature {
@@ -367,6 +378,7 @@ impl Session {
                     path,
                     full_sums,
                     resume,
+                    shape,
                 });
             }
             Action::Delta {
@@ -374,6 +386,7 @@ impl Session {
                 path,
                 skip,
                 sig,
+                plan,
             } => {
                 let credit = Credit::new(DELTA_WINDOW);
                 self.credits.insert(id, credit.clone());
@@ -383,7 +396,24 @@ impl Session {
                     path,
                     skip,
                     sig,
+                    plan,
                     credit,
+                });
+            }
+            Action::Match {
+                id,
+                path,
+                spans,
+                basis,
+                sig,
+            } => {
+                let lane = self.lane_for(&path);
+                let _ = lane.send(Job::Match {
+                    id,
+                    path,
+                    spans,
+                    basis,
+                    sig,
                 });
             }
             Action::StartPatch {
@@ -522,15 +552,30 @@ fn lane(root: &Root, jobs: Receiver<Job>, out: &Sender<Message>, done: &Sender<E
                 path,
                 full_sums,
                 resume,
+                shape,
                 ..
-            } => jobs::signature(root, id, &path, full_sums, resume, out),
+            } => jobs::signature(root, id, &path, full_sums, resume, &shape, out),
             Job::Delta {
                 path,
                 skip,
                 sig,
+                plan,
                 credit,
                 ..
-            } => jobs::delta(root, id, &path, skip, &sig, credit, out),
+            } => {
+                let against = match &plan {
+                    Some(runs) => jobs::Against::Plan(runs),
+                    None => jobs::Against::Signature(&sig),
+                };
+                jobs::delta(root, id, &path, skip, against, credit, out)
+            }
+            Job::Match {
+                path,
+                spans,
+                basis,
+                sig,
+                ..
+            } => jobs::matches(root, id, &path, &spans, &basis, &sig, out),
         }
         let _ = done.send(Event::Input(Input::Finished(id)));
     }

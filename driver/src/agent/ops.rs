@@ -132,6 +132,7 @@ pub(super) fn handle(root: &Root, req: &Request) -> Reply {
         Request::List { .. }
         | Request::Signature { .. }
         | Request::Delta { .. }
+        | Request::Match { .. }
         | Request::Patch { .. }
         | Request::Watch => Ok(Reply::error(
             Code::Refused,

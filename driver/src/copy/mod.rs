@@ -325,8 +325,7 @@ fn run(
             whole_file: o.whole_file,
             sparse: o.sparse,
             window: o.window,
-            deadline: None,
-            stop: None,
+            ..ExecOptions::default()
         },
         &mut watch,
     )

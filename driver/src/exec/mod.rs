@@ -12,13 +12,21 @@
 //! not a few per file; at most [`MAX_PATCHES`] patches are open on `dst`,
 //! the agent's own limit.
 //!
+//! A file of [`rounds::MIN_LEN`](deltasync_engine::rounds::MIN_LEN) or
+//! more goes in rounds instead (`rounds.rs`): `dst` signs coarse blocks,
+//! `src` answers `Matched` with the runs it found, `dst` signs only the
+//! unused parts of its basis in smaller blocks, and so on; the last step
+//! is a `Delta` with the runs as its plan, patched as any other.
+//!
 //! One thread runs this loop over both agents' incoming queues, so the
 //! state needs no locks. Each agent numbers its own requests; a reply to a
 //! request we cancelled finds nothing and is dropped.
 
 mod op;
+mod rounds;
 
 pub use op::{Observer, Op, Outcome, Sent};
+use rounds::{Mode, Next, Rounds};
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -26,7 +34,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam::channel::Select;
-use deltasync_wire::{Attrs, Code, Expect, Feed, MAX_CHUNK, Message, Reply, Request, WireError};
+use deltasync_wire::{
+    Attrs, Code, Expect, Feed, MAX_CHUNK, Message, Reply, Request, SigShape, WireError,
+};
 
 use crate::agent::core::MAX_PATCHES;
 use crate::client::Agent;
@@ -38,6 +48,10 @@ use crate::path::RelPath;
 pub struct ExecOptions {
     /// Send whole files, no deltas.
     pub whole_file: bool,
+    /// Use multi-round deltas for files large enough (see `rounds.rs`).
+    /// On unless `DELTASYNC_SINGLE_ROUND` is set, which benchmarks use to
+    /// measure what the rounds save.
+    pub rounds: bool,
     /// Write runs of zeros as holes (`-S`).
     pub sparse: bool,
     /// Files in flight at once.
@@ -53,6 +67,7 @@ impl Default for ExecOptions {
     fn default() -> Self {
         ExecOptions {
             whole_file: false,
+            rounds: std::env::var_os("DELTASYNC_SINGLE_ROUND").is_none(),
             sparse: false,
             window: 1024,
             deadline: None,
@@ -104,6 +119,7 @@ struct Xfer {
     expect: Expect,
     attrs: Attrs,
     full_sums: bool,
+    mode: Mode,
     attempt: u8,
     sig: Vec<u8>,
     /// The source's delta request, once asked.
@@ -184,6 +200,7 @@ impl Exec<'_> {
                         expect: *expect,
                         attrs: attrs.clone(),
                         full_sums: false,
+                        mode: Mode::Single,
                         attempt: 0,
                         sig: Vec::new(),
                         delta: None,
@@ -213,7 +230,12 @@ impl Exec<'_> {
                 break;
             };
             self.active += 1;
-            let x = &self.xfers[&i];
+            let in_rounds = self.o.rounds && !self.o.whole_file;
+            let Some(x) = self.xfers.get_mut(&i) else {
+                continue;
+            };
+            let coarse = in_rounds && !x.full_sums && x.size >= crate::engine::rounds::MIN_LEN;
+            x.mode = if coarse { Mode::Coarse } else { Mode::Single };
             let id = self.dst.next_id();
             self.control.push_back(Message::Call {
                 id,
@@ -221,6 +243,11 @@ impl Exec<'_> {
                     path: x.dst.as_bytes().to_vec(),
                     full_sums: x.full_sums,
                     resume: !x.full_sums,
+                    shape: if coarse {
+                        SigShape::Coarse
+                    } else {
+                        SigShape::Native
+                    },
                 },
             });
             self.at_dst.insert(id, AtDst::Signature(i));
@@ -416,7 +443,23 @@ impl Exec<'_> {
                     x.sig.extend_from_slice(&data);
                 }
             }
-            (AtDst::Signature(i), Reply::SigEnd { partial, .. }) => self.ask_delta(i, partial)?,
+            (AtDst::Signature(i), Reply::SigEnd { basis, partial }) => {
+                let Some(x) = self.xfers.get_mut(&i) else {
+                    return Ok(());
+                };
+                match &x.mode {
+                    Mode::Coarse => match basis {
+                        Some(b) if b.size > 0 => {
+                            x.mode = Mode::Rounds(Box::new(Rounds::start(b.size, partial)));
+                            self.ask_match(i)?;
+                        }
+                        // No basis: the empty signature makes a literal delta.
+                        _ => self.ask_delta(i, partial)?,
+                    },
+                    Mode::Rounds(_) => self.ask_match(i)?,
+                    Mode::Single => self.ask_delta(i, partial)?,
+                }
+            }
             (AtDst::Signature(i), Reply::Error { code, message, .. }) => {
                 self.finish(i, Some((code, message)), false)?
             }
@@ -457,6 +500,7 @@ impl Exec<'_> {
         let id = self.src.start(Request::Delta {
             path: x.src.as_bytes().to_vec(),
             skip,
+            plan: None,
         })?;
         x.delta = Some(id);
         self.at_src.insert(id, i);
@@ -464,6 +508,79 @@ impl Exec<'_> {
             self.src.feed(id, Feed::SigChunk(piece.to_vec()))?;
         }
         self.src.feed(id, Feed::SigEnd)
+    }
+
+    /// A round's signature is in: ask the source to search its gaps.
+    fn ask_match(&mut self, i: usize) -> Result<(), DriverError> {
+        let Some(x) = self.xfers.get_mut(&i) else {
+            return Ok(());
+        };
+        let Mode::Rounds(r) = &x.mode else {
+            return Ok(());
+        };
+        let (spans, basis) = r.searched();
+        let id = self.src.start(Request::Match {
+            path: x.src.as_bytes().to_vec(),
+            spans,
+            basis,
+        })?;
+        x.delta = Some(id);
+        self.at_src.insert(id, i);
+        for piece in std::mem::take(&mut x.sig).chunks(MAX_CHUNK) {
+            self.src.feed(id, Feed::SigChunk(piece.to_vec()))?;
+        }
+        self.src.feed(id, Feed::SigEnd)
+    }
+
+    /// A round's runs are in: ask for the next round, or the delta.
+    fn on_matched(
+        &mut self,
+        i: usize,
+        stat: deltasync_wire::FileStat,
+        runs: Vec<deltasync_wire::Run>,
+    ) -> Result<(), DriverError> {
+        let Some(x) = self.xfers.get_mut(&i) else {
+            return Ok(());
+        };
+        let Mode::Rounds(r) = &mut x.mode else {
+            return Err(DriverError::Wire(WireError::Violation(
+                "the source sent runs for a transfer not in rounds".into(),
+            )));
+        };
+        match r.found(stat, runs) {
+            Ok(Next::Round { block_len, basis }) => {
+                let id = self.dst.next_id();
+                self.control.push_back(Message::Call {
+                    id,
+                    req: Request::Signature {
+                        path: x.dst.as_bytes().to_vec(),
+                        full_sums: false,
+                        resume: false,
+                        shape: SigShape::Spans {
+                            block_len,
+                            spans: basis,
+                        },
+                    },
+                });
+                self.at_dst.insert(id, AtDst::Signature(i));
+                Ok(())
+            }
+            Ok(Next::Plan(runs)) => {
+                let id = self.src.start(Request::Delta {
+                    path: x.src.as_bytes().to_vec(),
+                    skip: r.partial,
+                    plan: Some(runs),
+                })?;
+                x.delta = Some(id);
+                self.at_src.insert(id, i);
+                Ok(())
+            }
+            Err(rounds::ChangedBetweenRounds) => self.finish(
+                i,
+                Some((Code::Changed, "file changed between rounds".into())),
+                true,
+            ),
+        }
     }
 
     fn on_src(&mut self, id: u64, rep: Reply) -> Result<(), DriverError> {
@@ -531,6 +648,7 @@ impl Exec<'_> {
                     );
                 }
             }
+            Reply::Matched { stat, runs } => self.on_matched(i, stat, runs)?,
             Reply::Error { code, message, .. } => {
                 self.finish(i, Some((code, message)), true)?;
             }
@@ -584,6 +702,7 @@ impl Exec<'_> {
         self.abandon(i, &x);
         let retry = |x: Xfer, full_sums: bool| Xfer {
             full_sums,
+            mode: Mode::Single,
             attempt: x.attempt + 1,
             sig: Vec::new(),
             delta: None,

@@ -33,6 +33,7 @@ mod kind {
     pub const PAIR: u8 = 0x68;
     pub const SPACE: u8 = 0x69;
     pub const WATCH: u8 = 0x6a;
+    pub const MATCH: u8 = 0x6b;
     // Replies.
     pub const ERROR: u8 = 0x02;
     pub const ENTRY: u8 = 0x11;
@@ -45,6 +46,7 @@ mod kind {
     pub const DELTA_CHUNK: u8 = 0x31;
     pub const DELTA_END: u8 = 0x32;
     pub const DELTA_START: u8 = 0x33;
+    pub const MATCHED: u8 = 0x34;
     pub const DONE: u8 = 0x41;
     pub const VALUE: u8 = 0x61;
     // Feeds.
@@ -82,6 +84,7 @@ fn kind_name(k: u8) -> Option<&'static str> {
         PAIR => "Pair",
         SPACE => "Space",
         WATCH => "Watch",
+        MATCH => "Match",
         ERROR => "Error",
         ENTRY => "Entry",
         LIST_END => "ListEnd",
@@ -93,6 +96,7 @@ fn kind_name(k: u8) -> Option<&'static str> {
         DELTA_CHUNK => "DeltaChunk",
         DELTA_END => "DeltaEnd",
         DELTA_START => "DeltaStart",
+        MATCHED => "Matched",
         DONE => "Done",
         VALUE => "Value",
         FEED_SIG_CHUNK => "Feed SigChunk",
@@ -158,14 +162,31 @@ fn put_request(e: &mut Enc, r: &Request) -> u8 {
             path,
             full_sums,
             resume,
+            shape,
         } => {
             e.bytes(path).u8(u8::from(*full_sums)).u8(u8::from(*resume));
+            put_shape(e, shape);
             kind::SIGNATURE
         }
-        Request::Delta { path, skip } => {
+        Request::Delta { path, skip, plan } => {
             e.bytes(path);
             put_opt_partial(e, skip);
+            match plan {
+                Some(runs) => {
+                    e.u8(1);
+                    put_runs(e, runs);
+                }
+                None => {
+                    e.u8(0);
+                }
+            }
             kind::DELTA
+        }
+        Request::Match { path, spans, basis } => {
+            e.bytes(path);
+            put_spans(e, spans);
+            put_spans(e, basis);
+            kind::MATCH
         }
         Request::Patch {
             path,
@@ -337,6 +358,11 @@ fn put_reply(e: &mut Enc, r: &Reply) -> u8 {
             e.varint(*skipped);
             kind::DELTA_START
         }
+        Reply::Matched { stat, runs } => {
+            put_stat(e, stat);
+            put_runs(e, runs);
+            kind::MATCHED
+        }
         Reply::DeltaChunk(data) => {
             e.buf.extend_from_slice(data);
             kind::DELTA_CHUNK
@@ -382,7 +408,8 @@ pub(super) fn decode(k: u8, payload: &[u8]) -> Result<Message, WireError> {
         BYE => Message::Bye,
         CANCEL => Message::Cancel { id: d.varint()? },
         LIST | SIGNATURE | DELTA | PATCH | MKDIR | SYMLINK | SET_ATTR | REMOVE | LINK
-        | REPLICA_ID | HASH | STASH | RENAME | LOCK | UNLOCK | PURGE | PAIR | SPACE | WATCH => {
+        | REPLICA_ID | HASH | STASH | RENAME | LOCK | UNLOCK | PURGE | PAIR | SPACE | WATCH
+        | MATCH => {
             let id = d.varint()?;
             Message::Call {
                 id,
@@ -444,10 +471,21 @@ fn get_request(k: u8, d: &mut Dec<'_>) -> Result<Request, WireError> {
             path: path(d)?,
             full_sums: d.bool()?,
             resume: d.bool()?,
+            shape: get_shape(d)?,
         },
         DELTA => Request::Delta {
             path: path(d)?,
             skip: get_opt_partial(d)?,
+            plan: if d.bool()? {
+                Some(get_runs(d, "Delta")?)
+            } else {
+                None
+            },
+        },
+        MATCH => Request::Match {
+            path: path(d)?,
+            spans: get_spans(d, "Match")?,
+            basis: get_spans(d, "Match")?,
         },
         PATCH => Request::Patch {
             path: path(d)?,
@@ -564,6 +602,10 @@ fn get_reply(k: u8, d: &mut Dec<'_>) -> Result<Reply, WireError> {
         },
         DELTA_START => Reply::DeltaStart {
             skipped: d.varint()?,
+        },
+        MATCHED => Reply::Matched {
+            stat: get_stat(d)?,
+            runs: get_runs(d, "Matched")?,
         },
         DELTA_CHUNK => Reply::DeltaChunk(d.rest().to_vec()),
         _ => Reply::DeltaEnd {

@@ -20,9 +20,10 @@ mod envelope;
 mod fields;
 
 use crate::error::WireError;
+pub use deltasync_engine::rounds::{Run, Span};
 pub use fields::{
-    Attrs, Entry, EntryKind, Expect, FileStat, Links, ListWants, Mtime, Owner, Partial, StashArea,
-    Xattr,
+    Attrs, Entry, EntryKind, Expect, FileStat, Links, ListWants, Mtime, Owner, Partial, SigShape,
+    StashArea, Xattr,
 };
 
 /// Longest path the wire carries.
@@ -140,12 +141,24 @@ pub enum Request {
         path: Vec<u8>,
         full_sums: bool,
         resume: bool,
+        shape: SigShape,
     },
     /// Encode the file at `path` against the signature fed after this
-    /// (`Feed::SigChunk`…, `Feed::SigEnd`): `DeltaStart`, `DeltaChunk`…, `DeltaEnd`.
+    /// (`Feed::SigChunk`…, `Feed::SigEnd`): `DeltaStart`, `DeltaChunk`…,
+    /// `DeltaEnd`. With a `plan` (the runs of a multi-round delta), no
+    /// signature is fed: the delta copies what the runs say.
     Delta {
         path: Vec<u8>,
         skip: Option<Partial>,
+        plan: Option<Vec<Run>>,
+    },
+    /// One round of a multi-round delta: search `spans` of the file at
+    /// `path` (empty: all of it) against the signature fed after this, a
+    /// signature of the basis's `basis` spans (empty: all of it): `Matched`.
+    Match {
+        path: Vec<u8>,
+        spans: Vec<Span>,
+        basis: Vec<Span>,
     },
     /// Rebuild `path` from the delta fed after this (`Feed::DeltaChunk`…,
     /// `Feed::DeltaEnd`), keeping the first `resume_len` bytes of the
@@ -272,6 +285,9 @@ pub enum Reply {
     },
     /// The source accepted (`skipped` = the prefix length) or refused (0) a resume.
     DeltaStart { skipped: u64 },
+    /// What one round found: `runs`, in real offsets, and the source file's
+    /// `stat` as it was read. Terminal.
+    Matched { stat: FileStat, runs: Vec<Run> },
     /// A piece of a delta.
     DeltaChunk(Vec<u8>),
     /// The delta is complete. `stat` is the source file as it was read. Terminal.

@@ -79,6 +79,28 @@ fn samples() -> Vec<Message> {
                 path: b"f".to_vec(),
                 full_sums: true,
                 resume: false,
+                shape: SigShape::Native,
+            },
+        ),
+        call(
+            3,
+            Request::Signature {
+                path: b"f".to_vec(),
+                full_sums: false,
+                resume: true,
+                shape: SigShape::Coarse,
+            },
+        ),
+        call(
+            3,
+            Request::Signature {
+                path: b"f".to_vec(),
+                full_sums: false,
+                resume: false,
+                shape: SigShape::Spans {
+                    block_len: 128,
+                    spans: vec![span(0, 1), span(5, 1 << 40), span(u64::MAX - 1, 1)],
+                },
             },
         ),
         call(
@@ -86,6 +108,23 @@ fn samples() -> Vec<Message> {
             Request::Delta {
                 path: b"f".to_vec(),
                 skip: Some(partial),
+                plan: None,
+            },
+        ),
+        call(
+            4,
+            Request::Delta {
+                path: b"f".to_vec(),
+                skip: None,
+                plan: Some(vec![run(0, 900, 5), run(5, 0, 7), run(1 << 50, 1 << 60, 1)]),
+            },
+        ),
+        call(
+            4,
+            Request::Match {
+                path: b"f".to_vec(),
+                spans: Vec::new(),
+                basis: vec![span(3, 4)],
             },
         ),
         call(
@@ -224,6 +263,17 @@ fn samples() -> Vec<Message> {
                 overflow: true,
             },
         ),
+        reply(
+            4,
+            Reply::Matched {
+                stat: FileStat {
+                    size: 9,
+                    mtime: Mtime::new(5, 6),
+                    mode: 0o644,
+                },
+                runs: vec![run(7, 3, 1), run(8, 0, 2)],
+            },
+        ),
         reply(1, Reply::Done),
         reply(1, Reply::Value("abc".into())),
         reply(2, Reply::Entry(Box::new(entry()))),
@@ -330,5 +380,65 @@ fn hostile_fields_are_refused() {
 fn codes_keep_their_numbers() {
     for n in [1, 11, 12, 24, 40, 41, 42, 43, 44, 45, 99] {
         assert_eq!(Code::from_number(n).number(), n);
+    }
+}
+
+fn span(start: u64, len: u64) -> Span {
+    Span { start, len }
+}
+
+fn run(new_off: u64, basis_off: u64, len: u64) -> Run {
+    Run {
+        new_off,
+        basis_off,
+        len,
+    }
+}
+
+#[test]
+fn spans_and_runs_from_a_peer_are_checked() {
+    use crate::codec::Enc;
+    // Zero-length, overflowing, and too many.
+    let cases: Vec<(u8, Vec<u8>)> = vec![
+        (0x6b, {
+            let mut e = Enc::default();
+            e.varint(1)
+                .bytes(b"f")
+                .varint(1)
+                .varint(0)
+                .varint(0)
+                .varint(0);
+            e.buf
+        }),
+        (0x6b, {
+            let mut e = Enc::default();
+            e.varint(1)
+                .bytes(b"f")
+                .varint(2)
+                .varint(u64::MAX)
+                .varint(1)
+                .varint(0)
+                .varint(1);
+            e.varint(0);
+            e.buf
+        }),
+        (0x6b, {
+            let mut e = Enc::default();
+            e.varint(1).bytes(b"f").varint(1 << 30);
+            e.buf
+        }),
+        (0x34, {
+            // A run whose basis offset would be negative.
+            let mut e = Enc::default();
+            e.varint(1);
+            super::fields::put_stat(&mut e, &FileStat::default());
+            e.varint(2).varint(0).ivarint(0).varint(5);
+            e.varint(0).ivarint(-10).varint(3);
+            e.buf
+        }),
+    ];
+    for (k, payload) in cases {
+        let got = super::envelope::decode(k, &payload);
+        assert!(got.is_err(), "{k:#x} {payload:?} gave {got:?}");
     }
 }
