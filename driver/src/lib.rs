@@ -44,6 +44,7 @@ pub mod link;
 pub mod location;
 pub mod path;
 pub mod rdiff;
+pub mod runs;
 pub mod state;
 pub mod sync;
 pub mod watch;

@@ -251,7 +251,7 @@ impl Core {
                 }
                 if let Some(runs) = plan {
                     // A plan needs no signature: the job starts now.
-                    if let Err(e) = check_runs(&runs) {
+                    if let Err(e) = check_runs(&crate::runs::runs_in(&runs)) {
                         return vec![refuse(id, Code::Data, path.as_bytes(), e)];
                     }
                     self.jobs += 1;

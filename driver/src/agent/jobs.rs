@@ -27,6 +27,7 @@ use deltasync_wire::{Code, FileStat, Message, Partial, Reply, Run, SigShape, Spa
 use super::root::{Root, mtime_of};
 use crate::link::{ChunkWriter, Credit, hex};
 use crate::path::RelPath;
+use crate::runs;
 
 /// Where a destination path's partial file lives, by name.
 pub fn partial_name(p: &RelPath) -> String {
@@ -122,7 +123,8 @@ fn try_signature(
                 id,
                 rep: Reply::SigChunk(data),
             });
-            let spanned = SpanReader::new(io::BufReader::with_capacity(1 << 16, f), spans);
+            let spans = runs::spans_in(spans);
+            let spanned = SpanReader::new(io::BufReader::with_capacity(1 << 16, f), &spans);
             write_signature(spanned, &mut w, params)
                 .and_then(|_| w.flush().map_err(Into::into))
                 .map_err(|e| fail(Code::FileIo, &e))?;
@@ -220,15 +222,14 @@ pub fn matches(
     out: &Sender<Message>,
 ) {
     let fail = |c, e: &dyn std::fmt::Display| Reply::error(c, p.as_bytes(), e);
-    let whole = [Span {
-        start: 0,
-        len: u64::MAX,
-    }];
-    let or_whole = |s: &'_ [Span]| {
+    let or_whole = |s: &[Span]| {
         if s.is_empty() {
-            whole.to_vec()
+            vec![rounds::Span {
+                start: 0,
+                len: u64::MAX,
+            }]
         } else {
-            s.to_vec()
+            runs::spans_in(s)
         }
     };
     let run = || -> Result<Reply, Reply> {
@@ -238,12 +239,15 @@ pub fn matches(
         let before = stat_of(&file).map_err(|e| fail(Code::FileIo, &e))?;
         let spans = or_whole(spans);
         let reader = SpanReader::new(io::BufReader::with_capacity(1 << 20, &file), &spans);
-        let runs = rounds::find_runs(&index, reader, &spans, &or_whole(basis), rounds::MAX_RUNS)
+        let found = rounds::find_runs(&index, reader, &spans, &or_whole(basis), rounds::MAX_RUNS)
             .map_err(|e| fail(Code::FileIo, &e))?;
         if stat_of(&file).map_err(|e| fail(Code::FileIo, &e))? != before {
             return Err(fail(Code::Changed, &"file changed while it was being read"));
         }
-        Ok(Reply::Matched { stat: before, runs })
+        Ok(Reply::Matched {
+            stat: before,
+            runs: runs::runs_out(&found),
+        })
     };
     let rep = run().unwrap_or_else(|e| e);
     let _ = out.send(Message::Reply { id, rep });
@@ -287,7 +291,7 @@ fn try_delta(
         Against::Signature(sig) => Ok(IndexedSignature::new(
             read_signature(sig, &Limits::default()).map_err(|e| fail(Code::Data, &e))?,
         )),
-        Against::Plan(runs) => Err(runs),
+        Against::Plan(plan) => Err(runs::runs_in(plan)),
     };
     let mut file = root.open_file(p).map_err(|e| fail(io_code(&e), &e))?;
     let before = stat_of(&file).map_err(|e| fail(Code::FileIo, &e))?;
@@ -323,7 +327,7 @@ fn try_delta(
     .gated(credit);
     let stats = match &index {
         Ok(index) => write_delta(index, &mut tee, &mut w, &DeltaOptions::default()),
-        Err(runs) => rounds::write_planned_delta(runs, skipped, &mut tee, &mut w),
+        Err(plan) => rounds::write_planned_delta(plan, skipped, &mut tee, &mut w),
     }
     .map_err(|e| fail(Code::FileIo, &e))?;
     w.flush().map_err(|e| fail(Code::FileIo, &e))?;

@@ -547,7 +547,7 @@ impl Exec<'_> {
                 "the source sent runs for a transfer not in rounds".into(),
             )));
         };
-        match r.found(stat, runs) {
+        match r.found(stat, &runs) {
             Ok(Next::Round { block_len, basis }) => {
                 let id = self.dst.next_id();
                 self.control.push_back(Message::Call {

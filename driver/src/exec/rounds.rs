@@ -13,9 +13,11 @@
 //! ```
 
 use deltasync_engine::rounds::{
-    self, MAX_RUNS, MAX_SPANS, basis_gaps, check_runs, merge_runs, new_gaps,
+    self, MAX_RUNS, MAX_SPANS, Run, Span, basis_gaps, check_runs, merge_runs, new_gaps,
 };
-use deltasync_wire::{FileStat, Partial, Run, Span};
+use deltasync_wire::{self as wire, FileStat, Partial};
+
+use crate::runs::{runs_in, runs_out, spans_out};
 
 /// Where a transfer stands.
 #[derive(Debug)]
@@ -34,9 +36,12 @@ pub(super) enum Mode {
 pub(super) enum Next {
     /// Ask the destination to sign `basis` in blocks of `block_len`, then
     /// the source to search its gaps against that.
-    Round { block_len: u32, basis: Vec<Span> },
+    Round {
+        block_len: u32,
+        basis: Vec<wire::Span>,
+    },
     /// Ask the source for the delta these runs make.
-    Plan(Vec<Run>),
+    Plan(Vec<wire::Run>),
 }
 
 /// The file changed between two rounds.
@@ -74,8 +79,8 @@ impl Rounds {
     }
 
     /// The spans the round in flight searches, and the basis spans it signed.
-    pub(super) fn searched(&self) -> (Vec<Span>, Vec<Span>) {
-        (self.spans.clone(), self.basis.clone())
+    pub(super) fn searched(&self) -> (Vec<wire::Span>, Vec<wire::Span>) {
+        (spans_out(&self.spans), spans_out(&self.basis))
     }
 
     /// Takes what a round found and decides the next step. Runs that do
@@ -84,33 +89,37 @@ impl Rounds {
     pub(super) fn found(
         &mut self,
         stat: FileStat,
-        runs: Vec<Run>,
+        runs: &[wire::Run],
     ) -> Result<Next, ChangedBetweenRounds> {
         if *self.stat.get_or_insert(stat) != stat {
             return Err(ChangedBetweenRounds);
         }
         let mut merged = self.runs.clone();
-        merge_runs(&mut merged, runs);
+        merge_runs(&mut merged, runs_in(runs));
         if check_runs(&merged).is_err() {
-            return Ok(Next::Plan(std::mem::take(&mut self.runs)));
+            return Ok(self.plan());
         }
         self.runs = merged;
         let Some(next) = rounds::next_block_len(self.block_len) else {
-            return Ok(Next::Plan(std::mem::take(&mut self.runs)));
+            return Ok(self.plan());
         };
         let min = u64::from(next);
         let spans = new_gaps(&self.runs, stat.size, min, MAX_SPANS);
         let basis = basis_gaps(&self.runs, self.basis_len, min, MAX_SPANS);
         if spans.is_empty() || basis.is_empty() || self.runs.len() >= MAX_RUNS {
-            return Ok(Next::Plan(std::mem::take(&mut self.runs)));
+            return Ok(self.plan());
         }
         self.block_len = next;
         self.spans = spans;
-        self.basis = basis.clone();
+        self.basis = basis;
         Ok(Next::Round {
             block_len: next,
-            basis,
+            basis: spans_out(&self.basis),
         })
+    }
+
+    fn plan(&mut self) -> Next {
+        Next::Plan(runs_out(&std::mem::take(&mut self.runs)))
     }
 }
 
@@ -127,8 +136,8 @@ mod tests {
         }
     }
 
-    fn run(new_off: u64, basis_off: u64, len: u64) -> Run {
-        Run {
+    fn run(new_off: u64, basis_off: u64, len: u64) -> wire::Run {
+        wire::Run {
             new_off,
             basis_off,
             len,
@@ -141,40 +150,40 @@ mod tests {
         assert_eq!(r.block_len, 2048);
         // The middle block changed.
         let first = vec![run(0, 0, 500 << 10), run(502 << 10, 502 << 10, 522 << 10)];
-        let Ok(Next::Round { block_len, basis }) = r.found(stat(1 << 20), first) else {
+        let Ok(Next::Round { block_len, basis }) = r.found(stat(1 << 20), &first) else {
             panic!("a second round");
         };
         assert_eq!(block_len, 256);
         assert_eq!(
             basis,
-            [Span {
+            [wire::Span {
                 start: 500 << 10,
                 len: 2 << 10
             }]
         );
         assert_eq!(r.searched().0, basis);
         let Ok(Next::Round { block_len, .. }) =
-            r.found(stat(1 << 20), vec![run(500 << 10, 500 << 10, 1024)])
+            r.found(stat(1 << 20), &[run(500 << 10, 500 << 10, 1024)])
         else {
             panic!("a third round");
         };
         assert_eq!(block_len, 128);
-        let Ok(Next::Plan(runs)) = r.found(stat(1 << 20), Vec::new()) else {
+        let Ok(Next::Plan(runs)) = r.found(stat(1 << 20), &[]) else {
             panic!("the floor ends the rounds");
         };
         assert_eq!(runs.len(), 3);
-        check_runs(&runs).unwrap();
+        check_runs(&runs_in(&runs)).unwrap();
     }
 
     #[test]
     fn a_changed_source_or_overlapping_runs_end_the_rounds() {
         let mut r = Rounds::start(1 << 20, None);
-        r.found(stat(1 << 20), vec![run(0, 0, 1000)]).unwrap();
-        assert_eq!(r.found(stat(5), Vec::new()), Err(ChangedBetweenRounds));
+        r.found(stat(1 << 20), &[run(0, 0, 1000)]).unwrap();
+        assert_eq!(r.found(stat(5), &[]), Err(ChangedBetweenRounds));
         let mut r = Rounds::start(1 << 20, None);
-        r.found(stat(1 << 20), vec![run(0, 0, 1000)]).unwrap();
+        r.found(stat(1 << 20), &[run(0, 0, 1000)]).unwrap();
         assert_eq!(
-            r.found(stat(1 << 20), vec![run(500, 0, 1000)]),
+            r.found(stat(1 << 20), &[run(500, 0, 1000)]),
             Ok(Next::Plan(vec![run(0, 0, 1000)]))
         );
     }

@@ -2,9 +2,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use deltasync_engine::rounds::{MAX_RUNS, MAX_SPANS, Run, Span};
-
-use super::{MAX_PATH, MAX_TEXT, MAX_XATTR_NAME, MAX_XATTR_VALUE, MAX_XATTRS};
+use super::{MAX_PATH, MAX_RUNS, MAX_SPANS, MAX_TEXT, MAX_XATTR_NAME, MAX_XATTR_VALUE, MAX_XATTRS};
 use crate::codec::{Dec, Enc};
 use crate::error::WireError;
 
@@ -565,6 +563,33 @@ mod tests {
         );
         assert!(Mtime::new(-1, 0) < Mtime::new(0, 0));
     }
+}
+
+/// A range of bytes of one file (a round signs or searches these).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    /// First byte.
+    pub start: u64,
+    /// Bytes.
+    pub len: u64,
+}
+
+impl Span {
+    /// One past the last byte (saturating).
+    pub fn end(&self) -> u64 {
+        self.start.saturating_add(self.len)
+    }
+}
+
+/// `len` bytes of the new file at `new_off` equal the basis at `basis_off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Run {
+    /// Offset in the new file.
+    pub new_off: u64,
+    /// Offset in the basis.
+    pub basis_off: u64,
+    /// Bytes.
+    pub len: u64,
 }
 
 /// Which blocks a `Signature` request signs.

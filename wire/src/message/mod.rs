@@ -20,10 +20,9 @@ mod envelope;
 mod fields;
 
 use crate::error::WireError;
-pub use deltasync_engine::rounds::{Run, Span};
 pub use fields::{
-    Attrs, Entry, EntryKind, Expect, FileStat, Links, ListWants, Mtime, Owner, Partial, SigShape,
-    StashArea, Xattr,
+    Attrs, Entry, EntryKind, Expect, FileStat, Links, ListWants, Mtime, Owner, Partial, Run,
+    SigShape, Span, StashArea, Xattr,
 };
 
 /// Longest path the wire carries.
@@ -32,6 +31,10 @@ pub const MAX_PATH: usize = 4096;
 pub const MAX_TEXT: usize = 4096;
 /// Most paths in one `Changed` reply (a watch sends more as more replies).
 pub const MAX_CHANGED: u64 = 1024;
+/// Most spans in one `Signature` or `Match` (the engine's `rounds::MAX_SPANS`).
+pub const MAX_SPANS: usize = 16_384;
+/// Most runs in one `Matched` or plan (the engine's `rounds::MAX_RUNS`).
+pub const MAX_RUNS: usize = 16_384;
 /// Most filter patterns in one listing request.
 pub const MAX_FILTERS: u64 = 10_000;
 /// Longest extended-attribute name (Linux's `XATTR_NAME_MAX`).
