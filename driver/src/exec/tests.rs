@@ -154,3 +154,49 @@ fn every_kind_of_step_runs_and_a_stale_one_fails_alone() {
     src.close().unwrap();
     dst.close().unwrap();
 }
+
+#[test]
+fn an_edited_large_file_goes_in_rounds_and_sends_little() {
+    let d = tempfile::tempdir().unwrap();
+    let (a, b) = (d.path().join("a"), d.path().join("b"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    let old: Vec<u8> = (0..(4u64 << 20))
+        .map(|i| (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as u8)
+        .collect();
+    let mut new = old.clone();
+    for k in 0..8usize {
+        let at = 500_000 * k + 12_345;
+        new[at..at + 50].fill(b'!');
+    }
+    new.splice(
+        3_000_000..3_000_000,
+        b"an insert that shifts what follows".iter().copied(),
+    );
+    std::fs::write(a.join("f"), &new).unwrap();
+    std::fs::write(b.join("f"), &old).unwrap();
+    let (src, dst) = (agent(&a), agent(&b));
+    let run = |rounds: bool| {
+        std::fs::write(b.join("f"), &old).unwrap();
+        let mut seen = Seen::default();
+        let o = ExecOptions {
+            rounds,
+            ..ExecOptions::default()
+        };
+        let op = transfer("f", new.len() as u64, Expect::Any);
+        execute(&[op], &src, &dst, &o, &mut seen).unwrap();
+        assert_eq!(std::fs::read(b.join("f")).unwrap(), new);
+        match &seen.0[..] {
+            [(0, Outcome::Sent(s))] => s.literal,
+            other => panic!("{other:?}"),
+        }
+    };
+    let (one, many) = (run(false), run(true));
+    // Nine edits of 50 bytes or less: about two 128-byte blocks each in
+    // rounds, a whole 2 KiB native block or more each in one round.
+    assert!(
+        many <= 9 * 2 * 128 + 9 * 50,
+        "rounds sent {many} literal bytes"
+    );
+    assert!(one >= 9 * 2048, "one round sent {one} literal bytes");
+}
