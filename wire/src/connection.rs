@@ -3,8 +3,11 @@
 //! The writer batches frames into packets of up to `PACKET_TARGET` bytes
 //! and, when compression was agreed, compresses each packet on its own with
 //! zstd; a packet that does not shrink by at least 3% goes raw. Incompressible
-//! data thus costs five header bytes per 128 KiB (zstd rejects it quickly). Each packet stands alone, so sending one raw never desynchronises
-//! the peer's decompressor.
+//! data thus costs five header bytes per 128 KiB (zstd rejects it quickly).
+//! Each packet stands alone, so sending one raw never desynchronises the
+//! peer's decompressor, and the level may change at any packet: it climbs
+//! while the transport, not the CPU, is what the writer waits on
+//! (`adapt.rs`).
 //!
 //! The reader is the check-then-parse loop: it asks the frame and packet
 //! decoders whether a whole unit is buffered, and reads more only when not.
@@ -12,7 +15,9 @@
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
+use crate::adapt::Adapt;
 use crate::error::WireError;
 use crate::frame::{self, FRAME_HEADER};
 use crate::message::{FEATURE_ZSTD, Hello, Message};
@@ -52,7 +57,7 @@ pub struct MessageWriter<W: Write> {
     out: W,
     frames: Vec<u8>,
     packet: Vec<u8>,
-    compressor: Option<zstd::bulk::Compressor<'static>>,
+    compressor: Option<(zstd::bulk::Compressor<'static>, Adapt)>,
     stats: Arc<WireStats>,
 }
 
@@ -76,14 +81,20 @@ impl<W: Write> MessageWriter<W> {
         }
     }
 
-    /// Compress outgoing packets at `level` (0 turns compression off).
+    /// Compress outgoing packets at `level` or, while the transport is
+    /// the bottleneck, harder (0 turns compression off).
     pub fn set_compression(&mut self, level: i32) -> Result<(), WireError> {
         self.compressor = if level == 0 {
             None
         } else {
-            Some(zstd::bulk::Compressor::new(level)?)
+            Some((zstd::bulk::Compressor::new(level)?, Adapt::new(level)))
         };
         Ok(())
+    }
+
+    /// The level the next packet is compressed at (0: off).
+    pub fn compression_level(&self) -> i32 {
+        self.compressor.as_ref().map_or(0, |(_, a)| a.level())
     }
 
     /// Queues a message; it reaches the wire on a full packet or a flush.
@@ -124,12 +135,15 @@ impl<W: Write> MessageWriter<W> {
         let body = &self.frames[start..end];
         self.packet.clear();
         let mut sent_compressed = false;
+        let mut compress_time = None;
         // Tiny packets (a lone reply) are not worth compressing. Every other
         // packet is tried on its own: zstd turns down random data at about
         // 1.8 GB/s, so trying costs little, and a packet mixing text and
         // random chunks still gets the text's savings.
-        if let (Some(c), true) = (&mut self.compressor, body.len() >= SMALL_PACKET) {
+        if let (Some((c, _)), true) = (&mut self.compressor, body.len() >= SMALL_PACKET) {
+            let began = Instant::now();
             let compressed = c.compress(body)?;
+            compress_time = Some(began.elapsed());
             if compressed.len() + 4 < body.len() * 97 / 100 {
                 frame::encode_zstd_packet(&compressed, body.len(), &mut self.packet);
                 sent_compressed = true;
@@ -138,13 +152,26 @@ impl<W: Write> MessageWriter<W> {
         if !sent_compressed {
             frame::encode_raw_packet(body, &mut self.packet);
         }
+        let raw_len = body.len() as u64;
+        let began = Instant::now();
         self.out.write_all(&self.packet)?;
+        self.adapt(compress_time, began.elapsed())?;
         self.stats
             .sent
             .fetch_add(self.packet.len() as u64, Ordering::Relaxed);
-        self.stats
-            .sent_raw
-            .fetch_add(body.len() as u64, Ordering::Relaxed);
+        self.stats.sent_raw.fetch_add(raw_len, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+impl<W: Write> MessageWriter<W> {
+    /// Moves the level after a compressed packet's timings.
+    fn adapt(&mut self, compress: Option<Duration>, write: Duration) -> Result<(), WireError> {
+        if let (Some((c, adapt)), Some(compress)) = (&mut self.compressor, compress) {
+            if let Some(level) = adapt.observe(compress, write) {
+                c.set_compression_level(level)?;
+            }
+        }
         Ok(())
     }
 }

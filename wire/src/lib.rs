@@ -29,6 +29,7 @@
 
 #![deny(missing_docs)]
 
+pub mod adapt;
 pub mod bwlimit;
 mod codec;
 mod connection;
