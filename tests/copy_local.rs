@@ -303,3 +303,30 @@ fn small_files_do_not_wait_behind_a_large_one() {
         "small files finished after the large one:\n{text}"
     );
 }
+
+#[test]
+fn delete_moves_a_renamed_folder_instead_of_sending_it() {
+    let d = tmp();
+    let src = d.path().join("src");
+    for i in 0..5 {
+        write(
+            &src.join("photos"),
+            &format!("p{i}.jpg"),
+            &random_bytes(i, 100_000),
+        );
+    }
+    let dst = d.path().join("dst");
+    let first = copy(&["-a"], &src.join(""), &dst);
+    assert!(first.status.success());
+    std::fs::rename(src.join("photos"), src.join("photos-2026")).unwrap();
+    let out = copy(&["-a", "-i", "--delete", "--stats"], &src.join(""), &dst);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert_same_tree(&src, &dst);
+    assert!(
+        text.contains("cf+++++++++ photos-2026/p3.jpg (moved from photos/p3.jpg)"),
+        "{text}"
+    );
+    assert!(text.contains("Literal data: 0 bytes"), "{text}");
+    assert!(text.contains("*deleting   photos/"), "{text}");
+}

@@ -13,6 +13,8 @@ use deltasync_wire::{Attrs, Entry, EntryKind, Expect, Links, Owner};
 use crate::exec::Op;
 use crate::path::RelPath;
 
+mod renames;
+
 /// What decides that a file must be sent, and which attributes are kept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct PlanOptions {
@@ -199,6 +201,17 @@ pub fn plan(
         .collect();
     let mut wanted = HashSet::new();
     let mut plan = Plan::default();
+    // With --delete, files about to go may be the new files, renamed.
+    let mut departing = if o.delete {
+        let keep: HashSet<RelPath> = src
+            .iter()
+            .filter_map(|e| parse(e).map(|p| p.rebase(from, to)))
+            .collect();
+        renames::Departing::new(&there, &keep, to)
+    } else {
+        renames::Departing::default()
+    };
+    let mut moves = Vec::new();
     let mut early = Vec::new();
     let mut middle = Vec::new();
     let mut late = Vec::new();
@@ -350,6 +363,39 @@ pub fn plan(
             },
             EntryKind::File => {
                 plan.total_size += e.size;
+                let renamed = there
+                    .get(&path)
+                    .is_none()
+                    .then(|| departing.take(e, &path))
+                    .flatten();
+                if let Some((was, old)) = renamed {
+                    touched.insert(was.parent());
+                    touched.insert(sp_parent);
+                    moves.push(Step {
+                        op: Op::Move {
+                            from: was,
+                            to: path.clone(),
+                            expect: expect_of(old),
+                        },
+                        item: Item::Change(Itemize::new_entry('c', 'f')),
+                    });
+                    let fix = extras(true);
+                    if old.mode != e.mode || fix.owner.is_some() || fix.xattrs.is_some() {
+                        step(
+                            Op::SetAttr {
+                                path,
+                                attrs: Attrs {
+                                    mode: Some(e.mode),
+                                    ..fix
+                                },
+                                expect: expect_of(old),
+                                late: false,
+                            },
+                            Item::Quiet,
+                        );
+                    }
+                    continue;
+                }
                 let Some(old) = old else {
                     step(
                         Op::Transfer {
@@ -435,6 +481,11 @@ pub fn plan(
             touched.insert(p.parent());
         }
     }
+    // Moved files are no longer there to delete, and they move before
+    // anything is deleted.
+    early.retain(|s| !matches!(&s.op, Op::Remove { path, .. } if departing.moved.contains(path)));
+    moves.append(&mut early);
+    let mut early = moves;
     for s in &early {
         touched.insert(s.op.path().parent());
     }
@@ -518,6 +569,9 @@ pub fn itemize_line(s: &Step) -> Option<String> {
         )),
         (Item::Change(i), Op::Link { existing, .. }) => {
             Some(format!("{i} {shown} => {}", existing.display()))
+        }
+        (Item::Change(i), Op::Move { from, .. }) => {
+            Some(format!("{i} {shown} (moved from {})", from.display()))
         }
         (Item::Change(i), _) => Some(format!("{i} {shown}")),
     }

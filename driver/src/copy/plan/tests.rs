@@ -213,3 +213,82 @@ fn owners_compare_by_name_unless_numeric() {
     );
     assert_eq!(lines(&p), [".f....og... f"]);
 }
+
+#[test]
+fn with_delete_a_renamed_file_is_moved_not_sent() {
+    let root = RelPath::root();
+    let src = [
+        e("new", EntryKind::Dir, 0, 1),
+        e("new/a.txt", EntryKind::File, 10, 7),
+        e("new/b.txt", EntryKind::File, 10, 7),
+        e("fresh", EntryKind::File, 10, 8),
+        e("empty", EntryKind::File, 0, 7),
+    ];
+    let dst = [
+        e("old", EntryKind::Dir, 0, 1),
+        e("old/b.txt", EntryKind::File, 10, 7),
+        e("old/a.txt", EntryKind::File, 10, 7),
+        e("old/gone", EntryKind::File, 3, 2),
+        e("zero", EntryKind::File, 0, 7),
+    ];
+    let o = PlanOptions {
+        delete: true,
+        ..PlanOptions::default()
+    };
+    let p = plan(&src, &dst, &root, &root, o, '<');
+    let moves: Vec<_> = p
+        .steps
+        .iter()
+        .filter_map(|s| match &s.op {
+            Op::Move { from, to, expect } => Some((from.display(), to.display(), *expect)),
+            _ => None,
+        })
+        .collect();
+    // Same name preferred; the mtime must match (fresh is sent); empty files are sent.
+    assert_eq!(
+        moves,
+        [
+            (
+                "old/a.txt".into(),
+                "new/a.txt".into(),
+                Expect::File {
+                    size: 10,
+                    mtime: Mtime::new(7, 0)
+                }
+            ),
+            (
+                "old/b.txt".into(),
+                "new/b.txt".into(),
+                Expect::File {
+                    size: 10,
+                    mtime: Mtime::new(7, 0)
+                }
+            ),
+        ]
+    );
+    let lines = lines(&p);
+    assert!(
+        lines.contains(&"<f+++++++++ fresh".to_string()),
+        "{lines:?}"
+    );
+    assert!(
+        lines.contains(&"<f+++++++++ empty".to_string()),
+        "{lines:?}"
+    );
+    assert!(
+        lines.contains(&"cf+++++++++ new/a.txt (moved from old/a.txt)".to_string()),
+        "{lines:?}"
+    );
+    // The moves come first; the moved files are not deleted; the rest of old/ is.
+    assert!(matches!(p.steps[0].op, Op::Move { .. }) && matches!(p.steps[1].op, Op::Move { .. }));
+    let deleted: Vec<_> = p
+        .steps
+        .iter()
+        .filter(|s| s.item == Item::Deleting)
+        .map(|s| s.op.path().display())
+        .collect();
+    assert_eq!(deleted, ["old/gone", "old", "zero"]);
+    // Without --delete nothing moves.
+    let p = plan(&src, &dst, &root, &root, PlanOptions::default(), '<');
+    assert!(!p.steps.iter().any(|s| matches!(s.op, Op::Move { .. })));
+}
