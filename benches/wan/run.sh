@@ -10,6 +10,7 @@
 #   sudo RATE=2mbit DELAY_MS=50 benches/wan/run.sh
 #   sudo benches/wan/run.sh --quick         # smaller files, for a check
 #   sudo DELTASYNC_SINGLE_ROUND=1 benches/wan/run.sh   # deltasync without rounds
+#   sudo ONLY=renamed benches/wan/run.sh --quick       # only matching scenarios
 #
 # It prints a Markdown table (the one in docs/benchmarks.md) and the
 # geometric means of deltasync's bytes and seconds over the better peer's.
@@ -112,6 +113,8 @@ results=()
 rows=()
 scenario() {
   local name=$1 prepare=$2 edit=$3
+  # ONLY=pattern runs just the scenarios whose names match.
+  [[ -z "${ONLY:-}" || "$name" == *$ONLY* ]] || return 0
   rm -rf "$work/base"
   mkdir -p "$work/base"
   $prepare "$work/base"

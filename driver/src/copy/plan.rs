@@ -363,9 +363,7 @@ pub fn plan(
             },
             EntryKind::File => {
                 plan.total_size += e.size;
-                let renamed = there
-                    .get(&path)
-                    .is_none()
+                let renamed = (!there.contains_key(&path))
                     .then(|| departing.take(e, &path))
                     .flatten();
                 if let Some((was, old)) = renamed {
