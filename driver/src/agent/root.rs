@@ -301,8 +301,14 @@ impl Root {
     pub fn work_dir(&self, sub: &str) -> io::Result<Dir> {
         self.check_writable()?;
         let rel = Path::new(WORK_DIR).join(sub);
-        self.dir.create_dir_all(&rel)?;
-        self.dir.open_dir_nofollow(&rel)
+        // Usually there already: one open instead of a mkdir per level.
+        match self.dir.open_dir_nofollow(&rel) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.dir.create_dir_all(&rel)?;
+                self.dir.open_dir_nofollow(&rel)
+            }
+            other => other,
+        }
     }
 
     /// Renames `name` in `from` (a work directory) to `p` under the root.

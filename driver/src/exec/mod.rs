@@ -43,6 +43,11 @@ use crate::client::Agent;
 use crate::error::DriverError;
 use crate::path::RelPath;
 
+/// New files smaller than this are sent without asking the destination
+/// first; larger ones ask, since it may hold a prefix from an interrupted
+/// transfer (the agents' big-file lane starts here too).
+const ASK_PARTIAL_FROM: u64 = 1 << 20;
+
 /// How [`execute`] runs.
 #[derive(Clone, Debug)]
 pub struct ExecOptions {
@@ -100,6 +105,8 @@ pub fn execute(
         control: VecDeque::new(),
         data: HashMap::new(),
         turns: VecDeque::new(),
+        open_next: true,
+        opening: VecDeque::new(),
     };
     for phase in 0..=2 {
         for (i, op) in ops.iter().enumerate().filter(|(_, op)| op.phase() == phase) {
@@ -168,8 +175,15 @@ struct Exec<'a> {
     control: VecDeque<Message>,
     /// Each transfer's patch messages for the destination, in order.
     data: HashMap<usize, VecDeque<Message>>,
-    /// Transfers with patch messages waiting, served round-robin.
+    /// Transfers whose next patch message is a feed, served round-robin.
     turns: VecDeque<usize>,
+    /// Whether a new patch goes before the next feed (they alternate).
+    open_next: bool,
+    /// Transfers whose next patch message opens the patch: they wait while
+    /// `MAX_PATCHES` are open. Either queue may hold stale entries (of a
+    /// transfer abandoned or retried since); they are skipped when met,
+    /// so finding the next message costs no scan.
+    opening: VecDeque<usize>,
 }
 
 fn hung_up() -> DriverError {
@@ -211,7 +225,7 @@ impl Exec<'_> {
                     },
                 );
                 self.queue.push_back(i);
-                self.pump();
+                self.pump()?;
             }
             (_, Some(req)) => {
                 let id = self.dst.next_id();
@@ -224,7 +238,7 @@ impl Exec<'_> {
     }
 
     /// Starts queued transfers while the window has room.
-    fn pump(&mut self) {
+    fn pump(&mut self) -> Result<(), DriverError> {
         while self.active < self.o.window.max(1) {
             let Some(i) = self.queue.pop_front() else {
                 break;
@@ -234,6 +248,15 @@ impl Exec<'_> {
             let Some(x) = self.xfers.get_mut(&i) else {
                 continue;
             };
+            if x.expect == Expect::Absent && x.size < ASK_PARTIAL_FROM {
+                // New at the destination: no basis to sum, so no round
+                // trip to ask; the delta is the file's bytes. Should one
+                // appear meanwhile, the patch's guard refuses it. (A large
+                // one still asks: a kept partial prefix may spare a resend.)
+                x.mode = Mode::Single;
+                self.ask_delta(i, None)?;
+                continue;
+            }
             let coarse = in_rounds && !x.full_sums && x.size >= crate::engine::rounds::MIN_LEN;
             x.mode = if coarse { Mode::Coarse } else { Mode::Single };
             let id = self.dst.next_id();
@@ -252,6 +275,7 @@ impl Exec<'_> {
             });
             self.at_dst.insert(id, AtDst::Signature(i));
         }
+        Ok(())
     }
 
     fn busy(&self) -> bool {
@@ -353,32 +377,58 @@ impl Exec<'_> {
         self.queue.clear();
     }
 
-    /// True if a message for the destination can go now. Drops turns of
-    /// transfers whose queues were discarded.
+    /// True if a message for the destination can go now.
     fn has_outgoing(&mut self) -> bool {
-        let data = &self.data;
-        self.turns
-            .retain(|i| data.get(i).is_some_and(|q| !q.is_empty()));
-        !self.control.is_empty() || self.next_turn().is_some()
+        !self.control.is_empty() || self.next_turn(false).is_some()
     }
 
-    /// The first transfer whose next message may go: a new patch waits
-    /// while `MAX_PATCHES` are open on the destination.
-    fn next_turn(&self) -> Option<usize> {
-        self.turns.iter().position(|i| {
-            let opens_patch = matches!(
-                self.data.get(i).and_then(|q| q.front()),
-                Some(Message::Call { .. })
-            );
-            !opens_patch || self.patches < MAX_PATCHES
-        })
+    /// The transfer whose message goes next: one whose patch is open, or a
+    /// new patch while fewer than `MAX_PATCHES` are open, alternately. Stale
+    /// entries at the fronts are dropped; `take` removes the one chosen.
+    fn next_turn(&mut self, take: bool) -> Option<usize> {
+        let data = &self.data;
+        let front_is_call = |i: &usize| {
+            data.get(i)
+                .and_then(|q| q.front())
+                .map(|m| matches!(m, Message::Call { .. }))
+        };
+        while self
+            .opening
+            .front()
+            .is_some_and(|i| front_is_call(i) != Some(true))
+        {
+            self.opening.pop_front();
+        }
+        while self
+            .turns
+            .front()
+            .is_some_and(|i| front_is_call(i) != Some(false))
+        {
+            self.turns.pop_front();
+        }
+        let open_new = self.patches < MAX_PATCHES && !self.opening.is_empty();
+        let from = if open_new && (self.turns.is_empty() || self.open_next) {
+            &mut self.opening
+        } else {
+            &mut self.turns
+        };
+        let i = *from.front()?;
+        if take {
+            from.pop_front();
+            self.open_next = !self.open_next;
+        }
+        Some(i)
     }
 
     /// Queues a patch message of transfer `i`.
     fn queue_data(&mut self, i: usize, m: Message) {
         let q = self.data.entry(i).or_default();
         if q.is_empty() {
-            self.turns.push_back(i);
+            if matches!(m, Message::Call { .. }) {
+                self.opening.push_back(i);
+            } else {
+                self.turns.push_back(i);
+            }
         }
         q.push_back(m);
     }
@@ -391,8 +441,7 @@ impl Exec<'_> {
         if let Some(m) = self.control.pop_front() {
             return (m, None);
         }
-        let at = self.next_turn().expect("has_outgoing() found a turn");
-        let i = self.turns.remove(at).expect("a turn at that place");
+        let i = self.next_turn(true).expect("has_outgoing() found a turn");
         let q = self.data.get_mut(&i).expect("a turn has a queue");
         let m = q.pop_front().expect("a queue in turn is not empty");
         if q.is_empty() {
@@ -495,7 +544,12 @@ impl Exec<'_> {
             return Ok(());
         };
         let sig = std::mem::take(&mut x.sig);
-        let sig = if whole_file { empty_signature() } else { sig };
+        // No signature asked (a new file), or none wanted: all literal.
+        let sig = if whole_file || sig.is_empty() {
+            empty_signature()
+        } else {
+            sig
+        };
         let skip = if x.full_sums { None } else { partial };
         let id = self.src.start(Request::Delta {
             path: x.src.as_bytes().to_vec(),
@@ -747,8 +801,7 @@ impl Exec<'_> {
                     .outcome(i, &self.ops[i], &Outcome::Failed { code, message });
             }
         }
-        self.pump();
-        Ok(())
+        self.pump()
     }
 }
 
