@@ -319,7 +319,8 @@ pub struct TransferArgs {
     /// Do not compress.
     #[arg(long)]
     pub no_compress: bool,
-    /// zstd level, 1 (fast) to 19 (small).
+    /// zstd level to start at, 1 (fast) to 19 (small). While the link, not the
+    /// CPU, holds the transfer back, each side compresses harder, up to 15.
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub compress_level: i32,
     /// Cap the bytes sent per second: rsync's syntax (no suffix: KiB/s; K, M, G are
