@@ -9,7 +9,7 @@
 //! `DeltaEnd`) and we feed it to a `Patch` request on `dst`, which
 //! rebuilds, checks and places the file (`Done`). Up to `window` files are
 //! in flight at once, so a copy of N files costs a few round trips in all,
-//! not a few per file; at most [`MAX_PATCHES`] patches are open on `dst`,
+//! not a few per file; at most [`MAX_PATCHES`](crate::agent::core::MAX_PATCHES) patches are open on `dst`,
 //! the agent's own limit.
 //!
 //! A file of [`rounds::MIN_LEN`](deltasync_engine::rounds::MIN_LEN) or
@@ -22,11 +22,14 @@
 //! state needs no locks. Each agent numbers its own requests; a reply to a
 //! request we cancelled finds nothing and is dropped.
 
+mod in_rounds;
 mod op;
+mod outbox;
 mod rounds;
 
 pub use op::{Observer, Op, Outcome, Sent};
-use rounds::{Mode, Next, Rounds};
+use outbox::Outbox;
+use rounds::{Mode, Rounds};
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -38,7 +41,6 @@ use deltasync_wire::{
     Attrs, Code, Expect, Feed, MAX_CHUNK, Message, Reply, Request, SigShape, WireError,
 };
 
-use crate::agent::core::MAX_PATCHES;
 use crate::client::Agent;
 use crate::error::DriverError;
 use crate::path::RelPath;
@@ -101,12 +103,7 @@ pub fn execute(
         at_src: HashMap::new(),
         queue: VecDeque::new(),
         active: 0,
-        patches: 0,
-        control: VecDeque::new(),
-        data: HashMap::new(),
-        turns: VecDeque::new(),
-        open_next: true,
-        opening: VecDeque::new(),
+        out: Outbox::default(),
     };
     for phase in 0..=2 {
         for (i, op) in ops.iter().enumerate().filter(|(_, op)| op.phase() == phase) {
@@ -168,22 +165,8 @@ struct Exec<'a> {
     queue: VecDeque<usize>,
     /// Transfers in the window.
     active: usize,
-    /// Patches open on the destination.
-    patches: usize,
-    /// Messages for the destination that go first (steps, signature
-    /// requests, cancels), in order.
-    control: VecDeque<Message>,
-    /// Each transfer's patch messages for the destination, in order.
-    data: HashMap<usize, VecDeque<Message>>,
-    /// Transfers whose next patch message is a feed, served round-robin.
-    turns: VecDeque<usize>,
-    /// Whether a new patch goes before the next feed (they alternate).
-    open_next: bool,
-    /// Transfers whose next patch message opens the patch: they wait while
-    /// `MAX_PATCHES` are open. Either queue may hold stale entries (of a
-    /// transfer abandoned or retried since); they are skipped when met,
-    /// so finding the next message costs no scan.
-    opening: VecDeque<usize>,
+    /// What goes to the destination, in what order.
+    out: Outbox,
 }
 
 fn hung_up() -> DriverError {
@@ -229,7 +212,7 @@ impl Exec<'_> {
             }
             (_, Some(req)) => {
                 let id = self.dst.next_id();
-                self.control.push_back(Message::Call { id, req });
+                self.out.control(Message::Call { id, req });
                 self.at_dst.insert(id, AtDst::Step(i));
             }
             (_, None) => unreachable!("every step but a transfer is one request"),
@@ -260,7 +243,7 @@ impl Exec<'_> {
             let coarse = in_rounds && !x.full_sums && x.size >= crate::engine::rounds::MIN_LEN;
             x.mode = if coarse { Mode::Coarse } else { Mode::Single };
             let id = self.dst.next_id();
-            self.control.push_back(Message::Call {
+            self.out.control(Message::Call {
                 id,
                 req: Request::Signature {
                     path: x.dst.as_bytes().to_vec(),
@@ -379,81 +362,21 @@ impl Exec<'_> {
 
     /// True if a message for the destination can go now.
     fn has_outgoing(&mut self) -> bool {
-        !self.control.is_empty() || self.next_turn(false).is_some()
+        self.out.ready()
     }
 
-    /// The transfer whose message goes next: one whose patch is open, or a
-    /// new patch while fewer than `MAX_PATCHES` are open, alternately. Stale
-    /// entries at the fronts are dropped; `take` removes the one chosen.
-    fn next_turn(&mut self, take: bool) -> Option<usize> {
-        let data = &self.data;
-        let front_is_call = |i: &usize| {
-            data.get(i)
-                .and_then(|q| q.front())
-                .map(|m| matches!(m, Message::Call { .. }))
-        };
-        while self
-            .opening
-            .front()
-            .is_some_and(|i| front_is_call(i) != Some(true))
-        {
-            self.opening.pop_front();
-        }
-        while self
-            .turns
-            .front()
-            .is_some_and(|i| front_is_call(i) != Some(false))
-        {
-            self.turns.pop_front();
-        }
-        let open_new = self.patches < MAX_PATCHES && !self.opening.is_empty();
-        let from = if open_new && (self.turns.is_empty() || self.open_next) {
-            &mut self.opening
-        } else {
-            &mut self.turns
-        };
-        let i = *from.front()?;
-        if take {
-            from.pop_front();
-            self.open_next = !self.open_next;
-        }
-        Some(i)
-    }
-
-    /// Queues a patch message of transfer `i`.
-    fn queue_data(&mut self, i: usize, m: Message) {
-        let q = self.data.entry(i).or_default();
-        if q.is_empty() {
-            if matches!(m, Message::Call { .. }) {
-                self.opening.push_back(i);
-            } else {
-                self.turns.push_back(i);
-            }
-        }
-        q.push_back(m);
-    }
-
-    /// The next message for the destination: control first, then one
-    /// message from each transfer in turn. A forwarded delta chunk earns
-    /// the source that much more credit for the file.
+    /// The next message for the destination (see `outbox.rs`). A forwarded
+    /// delta chunk earns the source that much more credit for the file.
     /// Call only after `has_outgoing()` returned true.
     fn next_outgoing(&mut self) -> (Message, Option<(u64, u64)>) {
-        if let Some(m) = self.control.pop_front() {
+        let (i, m) = self.out.next().expect("has_outgoing() found a message");
+        let Some(i) = i else {
             return (m, None);
-        }
-        let i = self.next_turn(true).expect("has_outgoing() found a turn");
-        let q = self.data.get_mut(&i).expect("a turn has a queue");
-        let m = q.pop_front().expect("a queue in turn is not empty");
-        if q.is_empty() {
-            self.data.remove(&i);
-        } else {
-            self.turns.push_back(i);
-        }
+        };
         let x = self.xfers.get_mut(&i);
         let credit = match (&m, x) {
             (Message::Call { .. }, Some(x)) => {
                 x.patch_sent = true;
-                self.patches += 1;
                 None
             }
             (
@@ -516,7 +439,7 @@ impl Exec<'_> {
             (AtDst::Patch(i), Reply::Error { code, message, .. }) => {
                 self.finish(i, Some((code, message)), false)?;
             }
-            (AtDst::Abandoned, _) => self.patches -= 1,
+            (AtDst::Abandoned, _) => self.out.patches -= 1,
             (_, other) => {
                 return Err(DriverError::Wire(WireError::Violation(format!(
                     "unexpected reply from the destination: {other:?}"
@@ -564,79 +487,6 @@ impl Exec<'_> {
         self.src.feed(id, Feed::SigEnd)
     }
 
-    /// A round's signature is in: ask the source to search its gaps.
-    fn ask_match(&mut self, i: usize) -> Result<(), DriverError> {
-        let Some(x) = self.xfers.get_mut(&i) else {
-            return Ok(());
-        };
-        let Mode::Rounds(r) = &x.mode else {
-            return Ok(());
-        };
-        let (spans, basis) = r.searched();
-        let id = self.src.start(Request::Match {
-            path: x.src.as_bytes().to_vec(),
-            spans,
-            basis,
-        })?;
-        x.delta = Some(id);
-        self.at_src.insert(id, i);
-        for piece in std::mem::take(&mut x.sig).chunks(MAX_CHUNK) {
-            self.src.feed(id, Feed::SigChunk(piece.to_vec()))?;
-        }
-        self.src.feed(id, Feed::SigEnd)
-    }
-
-    /// A round's runs are in: ask for the next round, or the delta.
-    fn on_matched(
-        &mut self,
-        i: usize,
-        stat: deltasync_wire::FileStat,
-        runs: Vec<deltasync_wire::Run>,
-    ) -> Result<(), DriverError> {
-        let Some(x) = self.xfers.get_mut(&i) else {
-            return Ok(());
-        };
-        let Mode::Rounds(r) = &mut x.mode else {
-            return Err(DriverError::Wire(WireError::Violation(
-                "the source sent runs for a transfer not in rounds".into(),
-            )));
-        };
-        match r.found(stat, &runs) {
-            Ok(Next::Round { block_len, basis }) => {
-                let id = self.dst.next_id();
-                self.control.push_back(Message::Call {
-                    id,
-                    req: Request::Signature {
-                        path: x.dst.as_bytes().to_vec(),
-                        full_sums: false,
-                        resume: false,
-                        shape: SigShape::Spans {
-                            block_len,
-                            spans: basis,
-                        },
-                    },
-                });
-                self.at_dst.insert(id, AtDst::Signature(i));
-                Ok(())
-            }
-            Ok(Next::Plan(runs)) => {
-                let id = self.src.start(Request::Delta {
-                    path: x.src.as_bytes().to_vec(),
-                    skip: r.partial,
-                    plan: Some(runs),
-                })?;
-                x.delta = Some(id);
-                self.at_src.insert(id, i);
-                Ok(())
-            }
-            Err(rounds::ChangedBetweenRounds) => self.finish(
-                i,
-                Some((Code::Changed, "file changed between rounds".into())),
-                true,
-            ),
-        }
-    }
-
     fn on_src(&mut self, id: u64, rep: Reply) -> Result<(), DriverError> {
         let Some(&i) = self.at_src.get(&id) else {
             return Ok(()); // a delta we cancelled
@@ -666,11 +516,11 @@ impl Exec<'_> {
                         "{shown}: resuming after {skipped} bytes kept from an interrupted transfer"
                     ));
                 }
-                self.queue_data(i, Message::Call { id: patch, req });
+                self.out.data(i, Message::Call { id: patch, req });
             }
             Reply::DeltaChunk(data) => {
                 if let Some(patch) = x.patch {
-                    self.queue_data(
+                    self.out.data(
                         i,
                         Message::Feed {
                             id: patch,
@@ -693,7 +543,7 @@ impl Exec<'_> {
                     matched: matched + skipped,
                 });
                 if let Some(patch) = x.patch {
-                    self.queue_data(
+                    self.out.data(
                         i,
                         Message::Feed {
                             id: patch,
@@ -721,7 +571,7 @@ impl Exec<'_> {
     /// (it keeps its prefix) and counted until it replies; one never sent
     /// is dropped with its queued data.
     fn abandon(&mut self, i: usize, x: &Xfer) {
-        self.data.remove(&i);
+        self.out.discard(i);
         if let Some(d) = x.delta {
             if self.at_src.remove(&d).is_some() {
                 self.src.cancel(d);
@@ -731,9 +581,9 @@ impl Exec<'_> {
         match (x.patch_sent, self.at_dst.get_mut(&p)) {
             (true, Some(open)) => {
                 *open = AtDst::Abandoned;
-                self.control.push_back(Message::Cancel { id: p });
+                self.out.control(Message::Cancel { id: p });
             }
-            (true, None) => self.patches -= 1, // it has replied
+            (true, None) => self.out.patches -= 1, // it has replied
             (false, _) => {
                 self.at_dst.remove(&p);
             }

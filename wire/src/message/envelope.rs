@@ -3,6 +3,7 @@
 //! its body; every payload but the greeting starts with the request id.
 
 use super::fields::*;
+use super::rounds::*;
 use super::{
     Code, Feed, Hello, MAX_CHANGED, MAX_FILTERS, MAX_PATH, MAX_TEXT, Message, Reply, Request,
 };

@@ -18,12 +18,14 @@
 
 mod envelope;
 mod fields;
+mod rounds;
 
 use crate::error::WireError;
 pub use fields::{
-    Attrs, Entry, EntryKind, Expect, FileStat, Links, ListWants, Mtime, Owner, Partial, Run,
-    SigShape, Span, StashArea, Xattr,
+    Attrs, Entry, EntryKind, Expect, FileStat, Links, ListWants, Mtime, Owner, Partial, StashArea,
+    Xattr,
 };
+pub use rounds::{Run, SigShape, Span};
 
 /// Longest path the wire carries.
 pub const MAX_PATH: usize = 4096;
