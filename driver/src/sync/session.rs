@@ -171,7 +171,13 @@ impl Session {
     pub fn close(self, ok: bool, summary: &mut SyncSummary) -> Result<(), DriverError> {
         if self.locked {
             for a in &self.agents {
-                replicas::unlock(a);
+                if ok {
+                    // The agent unlocks before it reads the goodbye that
+                    // follows, so waiting would only cost a round trip.
+                    let _ = a.start(deltasync_wire::Request::Unlock);
+                } else {
+                    replicas::unlock(a);
+                }
             }
         }
         let any_remote = self.agents.iter().any(|a| a.remote);
