@@ -104,7 +104,7 @@ run() {
 
 G="python3 benches/wan/gen.py"
 if [ $QUICK = 1 ]; then BIG=$((8 << 20)); FILES=500; else BIG=$((64 << 20)); FILES=3000; fi
-TOOLS=(rsync unison copy sync)
+read -r -a TOOLS <<< "${TOOLS:-rsync unison copy sync}"
 
 # scenario NAME PREPARE EDIT: PREPARE fills $work/base; EDIT changes $work/src.
 # unison and sync keep state: each first syncs the unedited pair (not
@@ -173,7 +173,7 @@ echo "| scenario | rsync bytes | rsync s | unison bytes | unison s | copy bytes 
 echo "|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${results[@]}"
 echo
-printf '%s\n' "${rows[@]}" | python3 -c '
+[ ${#TOOLS[@]} = 4 ] && printf '%s\n' "${rows[@]}" | python3 -c '
 import math, sys
 rows = [list(map(float, l.split())) for l in sys.stdin if l.strip()]
 def gm(xs): return math.exp(sum(math.log(max(x, 1e-9)) for x in xs) / len(xs))
