@@ -104,11 +104,13 @@ pub enum Action {
 enum Open {
     /// A signature job queued or running.
     Signature,
-    /// A delta or match request gathering its signature.
+    /// A delta or match request gathering its signature; `held` counts
+    /// what its spans take, besides the signature.
     Gathering {
         path: RelPath,
         then: Then,
         sig: Vec<u8>,
+        held: usize,
     },
     /// A delta or match job queued or running, holding `bytes` of signature.
     Delta { bytes: usize },
@@ -179,9 +181,9 @@ impl Core {
     fn close(&mut self, id: u64) {
         match self.open.remove(&id) {
             Some(Open::Signature) => self.jobs -= 1,
-            Some(Open::Gathering { sig, .. }) => {
+            Some(Open::Gathering { sig, held, .. }) => {
                 self.jobs -= 1;
-                self.sig_bytes -= sig.len();
+                self.sig_bytes -= sig.len() + held;
             }
             Some(Open::Delta { bytes }) => {
                 self.jobs -= 1;
@@ -250,12 +252,18 @@ impl Core {
                     return vec![self.busy(id, &path, "signature and delta jobs", MAX_JOBS)];
                 }
                 if let Some(runs) = plan {
-                    // A plan needs no signature: the job starts now.
+                    // A plan needs no signature: the job starts now. Its
+                    // runs count as signature bytes held.
                     if let Err(e) = check_runs(&crate::runs::runs_in(&runs)) {
                         return vec![refuse(id, Code::Data, path.as_bytes(), e)];
                     }
+                    let bytes = std::mem::size_of_val(runs.as_slice());
+                    if let Some(busy) = self.over_budget(id, &path, bytes) {
+                        return vec![busy];
+                    }
                     self.jobs += 1;
-                    self.open.insert(id, Open::Delta { bytes: 0 });
+                    self.sig_bytes += bytes;
+                    self.open.insert(id, Open::Delta { bytes });
                     return vec![Action::Delta {
                         id,
                         path,
@@ -264,13 +272,19 @@ impl Core {
                         plan: Some(runs),
                     }];
                 }
-                self.gather(id, path, Then::Delta(skip))
+                self.gather(id, path, Then::Delta(skip), 0)
             }
             Request::Match { spans, basis, .. } => {
                 if self.jobs >= MAX_JOBS {
                     return vec![self.busy(id, &path, "signature and delta jobs", MAX_JOBS)];
                 }
-                self.gather(id, path, Then::Match { spans, basis })
+                let held = std::mem::size_of_val(spans.as_slice())
+                    + std::mem::size_of_val(basis.as_slice());
+                if let Some(busy) = self.over_budget(id, &path, held) {
+                    return vec![busy];
+                }
+                self.sig_bytes += held;
+                self.gather(id, path, Then::Match { spans, basis }, held)
             }
             Request::Patch {
                 resume_len,
@@ -297,8 +311,9 @@ impl Core {
         }
     }
 
-    /// Opens a request that gathers its signature before its job runs.
-    fn gather(&mut self, id: u64, path: RelPath, then: Then) -> Vec<Action> {
+    /// Opens a request that gathers its signature before its job runs
+    /// (`held` bytes of it are already counted).
+    fn gather(&mut self, id: u64, path: RelPath, then: Then, held: usize) -> Vec<Action> {
         self.jobs += 1;
         self.open.insert(
             id,
@@ -306,9 +321,26 @@ impl Core {
                 path,
                 then,
                 sig: Vec::new(),
+                held,
             },
         );
         Vec::new()
+    }
+
+    /// A `Busy` refusal if holding `bytes` more would pass
+    /// `MAX_SIGNATURE_BYTES`.
+    fn over_budget(&self, id: u64, path: &RelPath, bytes: usize) -> Option<Action> {
+        let total = self.sig_bytes + bytes;
+        (total > MAX_SIGNATURE_BYTES).then(|| {
+            refuse(
+                id,
+                Code::Busy,
+                path.as_bytes(),
+                format!(
+                    "{total} bytes of signatures and runs would be held at once, over the limit of {MAX_SIGNATURE_BYTES}"
+                ),
+            )
+        })
     }
 
     fn busy(&self, id: u64, path: &RelPath, what: &str, max: usize) -> Action {
@@ -353,10 +385,21 @@ impl Core {
                 }
             }
             (Some(Open::Gathering { .. }), Feed::SigEnd) => {
-                let Some(Open::Gathering { path, then, sig }) = self.open.remove(&id) else {
+                let Some(Open::Gathering {
+                    path,
+                    then,
+                    sig,
+                    held,
+                }) = self.open.remove(&id)
+                else {
                     return Vec::new();
                 };
-                self.open.insert(id, Open::Delta { bytes: sig.len() });
+                self.open.insert(
+                    id,
+                    Open::Delta {
+                        bytes: sig.len() + held,
+                    },
+                );
                 vec![match then {
                     Then::Delta(skip) => Action::Delta {
                         id,
@@ -539,6 +582,50 @@ mod tests {
         ));
         c.handle(Input::Finished(5));
         assert_eq!(c.open_count(), MAX_JOBS - 1);
+    }
+
+    #[test]
+    fn plans_and_spans_count_against_the_signature_budget() {
+        use deltasync_wire::{Run, Span};
+        let mut c = Core::new();
+        let runs: Vec<Run> = (0..16_384u64)
+            .map(|i| Run {
+                new_off: i * 10,
+                basis_off: 0,
+                len: 5,
+            })
+            .collect();
+        let per = std::mem::size_of_val(runs.as_slice());
+        let mut refused = None;
+        for id in 0..MAX_JOBS as u64 {
+            let a = c.handle(call(
+                id,
+                Request::Delta {
+                    path: b"f".to_vec(),
+                    skip: None,
+                    plan: Some(runs.clone()),
+                },
+            ));
+            if is_error(&a, Code::Busy) {
+                refused = Some(id);
+                break;
+            }
+        }
+        let refused = refused.expect("a plan is refused before MAX_JOBS");
+        assert_eq!(refused as usize, MAX_SIGNATURE_BYTES / per);
+        // A finished plan frees its share; spans of a round count too.
+        c.handle(Input::Finished(0));
+        let spans = vec![Span { start: 0, len: 1 }; 2 * per / std::mem::size_of::<Span>()];
+        let a = c.handle(call(
+            1 << 40,
+            Request::Match {
+                path: b"f".to_vec(),
+                spans,
+                basis: Vec::new(),
+            },
+        ));
+        assert!(is_error(&a, Code::Busy), "{a:?}");
+        assert!(c.sig_bytes <= MAX_SIGNATURE_BYTES);
     }
 
     #[test]

@@ -246,7 +246,7 @@ impl Agent {
         let _ = self.out.send(Message::Bye);
         drop(self.out);
         let flushed = self.outbox.finish();
-        let _ = self.reader.join();
+        drain_then_join(&self.incoming, self.reader);
         let _ = self.end.wait();
         flushed.map_err(DriverError::from)
     }
@@ -256,7 +256,7 @@ impl Agent {
         drop(self.out);
         self.end.kill();
         let _ = self.outbox.finish();
-        let _ = self.reader.join();
+        drain_then_join(&self.incoming, self.reader);
     }
 
     /// The local agent's process id (tests kill it to simulate crashes).
@@ -276,4 +276,16 @@ impl Agent {
             .map(StderrTap::held_text)
             .unwrap_or_default()
     }
+}
+
+/// Reads and drops what the agent still sends until its reader thread
+/// ends, then joins it. Replies nobody waits for (to abandoned requests,
+/// or ones sent without waiting, as a sync's last `Unlock`) may fill a
+/// bounded queue; a reader blocked on a full queue would never end.
+fn drain_then_join(
+    incoming: &crossbeam::channel::Receiver<Result<Message, WireError>>,
+    reader: std::thread::JoinHandle<()>,
+) {
+    while incoming.recv().is_ok() {}
+    let _ = reader.join();
 }

@@ -363,9 +363,12 @@ pub fn plan(
             },
             EntryKind::File => {
                 plan.total_size += e.size;
-                let renamed = (!there.contains_key(&path))
-                    .then(|| departing.take(e, &path))
-                    .flatten();
+                // A move needs a free path under folders only: a file or
+                // link in the way of a parent goes later, with the type
+                // changes, so the new file is sent instead.
+                let free =
+                    !there.contains_key(&path) && renames::parents_are_folders(&path, &there);
+                let renamed = free.then(|| departing.take(e, &path)).flatten();
                 if let Some((was, old)) = renamed {
                     touched.insert(was.parent());
                     touched.insert(sp_parent);
@@ -377,8 +380,24 @@ pub fn plan(
                         },
                         item: Item::Change(Itemize::new_entry('c', 'f')),
                     });
+                    let same = o.checksum && old.blake3.is_some() && old.blake3 == e.blake3;
                     let fix = extras(true);
-                    if old.mode != e.mode || fix.owner.is_some() || fix.xattrs.is_some() {
+                    if !same {
+                        // Size and mtime matched, across the tree: check
+                        // the bytes too. The moved file is the basis, so a
+                        // true rename costs a signature and an empty delta,
+                        // and a false one is repaired here.
+                        step(
+                            Op::Transfer {
+                                src: sp,
+                                path,
+                                size: e.size,
+                                expect: Expect::Any,
+                                attrs: extra_attrs(e, o),
+                            },
+                            Item::Quiet,
+                        );
+                    } else if old.mode != e.mode || fix.owner.is_some() || fix.xattrs.is_some() {
                         step(
                             Op::SetAttr {
                                 path,

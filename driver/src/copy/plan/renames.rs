@@ -1,15 +1,30 @@
 //! Renames in a copy: with `--delete`, a file new at the destination
 //! whose size and mtime equal those of a file the destination is about to
-//! lose is that file, renamed. The quick check already trusts size and
-//! mtime to call a file unchanged, so the same rule moves it instead of
-//! sending it again. A move is guarded by the old file's size and mtime,
-//! like any change the plan makes.
+//! lose is probably that file, renamed. It is moved there (guarded by the
+//! old file's size and mtime, like any change the plan makes), and then
+//! sent as an update against itself: a true rename costs a signature and
+//! an empty delta instead of the whole file, and a false match (two files
+//! of one size stamped with one time, as reproducible builds do) is
+//! repaired by the same transfer. With `--checksum` and equal hashes the
+//! transfer is skipped.
 
 use std::collections::{HashMap, HashSet};
 
 use deltasync_wire::{Entry, EntryKind, Mtime};
 
 use crate::path::RelPath;
+
+/// True if every parent of `path` that the destination has is a folder.
+pub(super) fn parents_are_folders(path: &RelPath, there: &HashMap<RelPath, &Entry>) -> bool {
+    let mut p = path.parent();
+    while !p.is_root() {
+        if there.get(&p).is_some_and(|e| e.kind != EntryKind::Dir) {
+            return false;
+        }
+        p = p.parent();
+    }
+    true
+}
 
 /// Files the destination will lose, by size and mtime.
 #[derive(Debug, Default)]

@@ -292,3 +292,54 @@ fn with_delete_a_renamed_file_is_moved_not_sent() {
     let p = plan(&src, &dst, &root, &root, PlanOptions::default(), '<');
     assert!(!p.steps.iter().any(|s| matches!(s.op, Op::Move { .. })));
 }
+
+#[test]
+fn a_rename_is_checked_by_a_transfer_and_never_goes_under_a_file_in_the_way() {
+    let root = RelPath::root();
+    let src = [
+        e("n", EntryKind::Dir, 0, 1),
+        e("n/x", EntryKind::File, 10, 7),
+        e("y", EntryKind::File, 10, 7),
+    ];
+    let dst = [
+        e("n", EntryKind::File, 3, 1),
+        e("old", EntryKind::Dir, 0, 1),
+        e("old/x", EntryKind::File, 10, 7),
+    ];
+    let o = PlanOptions {
+        delete: true,
+        ..PlanOptions::default()
+    };
+    let p = plan(&src, &dst, &root, &root, o, '<');
+    // n/x may not move under the file n (removed later, with the type
+    // change), so old/x goes to y, and y is then sent against itself.
+    let ops: Vec<String> = p
+        .steps
+        .iter()
+        .filter_map(|s| match &s.op {
+            Op::Move { from, to, .. } => Some(format!("move {} {}", from.display(), to.display())),
+            Op::Transfer { path, expect, .. } => {
+                Some(format!("send {} {expect:?}", path.display()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ops, ["move old/x y", "send n/x Absent", "send y Any"]);
+    // With --checksum and equal hashes, the move alone does it.
+    let mut src = src.to_vec();
+    let mut dst = dst.to_vec();
+    src[2].blake3 = Some([5; 32]);
+    dst[2].blake3 = Some([5; 32]);
+    let o = PlanOptions {
+        delete: true,
+        checksum: true,
+        ..PlanOptions::default()
+    };
+    let p = plan(&src, &dst, &root, &root, o, '<');
+    assert!(
+        !p.steps
+            .iter()
+            .any(|s| matches!(&s.op, Op::Transfer { path, .. } if path.display() == "y"))
+    );
+    assert!(p.steps.iter().any(|s| matches!(&s.op, Op::Move { .. })));
+}
