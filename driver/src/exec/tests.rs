@@ -201,3 +201,19 @@ fn an_edited_large_file_goes_in_rounds_and_sends_little() {
     );
     assert!(one >= 9 * 2048, "one round sent {one} literal bytes");
 }
+
+#[test]
+fn closing_an_agent_with_many_unread_replies_does_not_hang() {
+    let d = tempfile::tempdir().unwrap();
+    let a = agent(d.path());
+    // More replies than the bounded incoming queue holds, none read.
+    for _ in 0..300 {
+        a.start(deltasync_wire::Request::Space).unwrap();
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(a.close().is_ok());
+    });
+    let closed = rx.recv_timeout(Duration::from_secs(20));
+    assert_eq!(closed, Ok(true), "close() hung on a full reply queue");
+}
