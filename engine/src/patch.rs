@@ -17,6 +17,9 @@ use crate::io_util::read_full;
 use crate::params::Limits;
 
 const DELTA_BUF: usize = 256 * 1024;
+/// The delta buffer starts this small and doubles as the stream proves
+/// long: a small file's patch should not zero 256 KiB.
+const FIRST_BUF: usize = 16 * 1024;
 const COPY_BUF: usize = 1 << 20;
 
 /// Random access to the basis a delta copies from.
@@ -351,7 +354,7 @@ fn copy_from_basis<B: Basis + ?Sized>(
     Ok(())
 }
 
-/// The delta stream behind a fixed buffer.
+/// The delta stream behind a buffer that grows to `DELTA_BUF`.
 struct DeltaReader<R> {
     input: R,
     buf: Vec<u8>,
@@ -366,7 +369,7 @@ impl<R: Read> DeltaReader<R> {
     fn new(input: R) -> Self {
         DeltaReader {
             input,
-            buf: vec![0u8; DELTA_BUF],
+            buf: vec![0u8; FIRST_BUF],
             lo: 0,
             hi: 0,
             at: 0,
@@ -390,6 +393,9 @@ impl<R: Read> DeltaReader<R> {
         self.hi += n;
         if self.hi < self.buf.len() {
             self.eof = true;
+        } else if self.buf.len() < DELTA_BUF {
+            // A long stream: read more at a time from now on.
+            self.buf.resize((self.buf.len() * 2).min(DELTA_BUF), 0);
         }
         Ok(n > 0)
     }

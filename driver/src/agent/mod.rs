@@ -8,8 +8,10 @@
 //! do. One-message requests (listings, hashes, mkdir…) are answered on the
 //! loop's thread. Signatures and deltas go to two worker lanes, one for
 //! files of 1 MiB and more and one for smaller files, so many small files
-//! never wait behind a large one. Each patch runs on a thread of its own,
-//! fed by the loop. All replies leave through one outbox thread. A
+//! never wait behind a large one. Each patch runs on a thread of its own
+//! (threads are reused, [`pool`]), fed by the loop; small new files are then made durable and renamed in
+//! groups by one commit thread ([`commit`]). All replies leave through one
+//! outbox thread. A
 //! `Watch` request starts one watcher thread ([`watch`]) that streams the
 //! replica's changes until it is cancelled.
 //!
@@ -19,6 +21,7 @@
 //! an agent never outlives its client for long.
 
 mod attrs;
+mod commit;
 pub mod core;
 mod ids;
 mod jobs;
@@ -26,6 +29,7 @@ mod list;
 mod lock;
 mod ops;
 mod patch;
+mod pool;
 mod root;
 mod watch;
 
@@ -50,7 +54,8 @@ use self::core::{Action, Core, Input};
 use crate::error::DriverError;
 use crate::link::{Credit, Outbox};
 use crate::path::RelPath;
-use patch::{PatchFeed, PatchJob};
+use patch::{PatchFeed, PatchJob, Patched};
+use pool::Pool;
 
 /// Files this large or larger go to the big-file lane.
 const BIG_FILE: u64 = 1 << 20;
@@ -268,6 +273,10 @@ struct Session {
     finished: Sender<Event>,
     big: Sender<Job>,
     small: Sender<Job>,
+    /// Small checked files, to the group commit.
+    commit: Sender<commit::Ready>,
+    /// Patch threads, reused.
+    patches: Pool,
     feeds: HashMap<u64, Feeding>,
     credits: HashMap<u64, Arc<Credit>>,
     threads: Vec<JoinHandle<()>>,
@@ -312,6 +321,13 @@ impl Session {
             let (root, out, done) = (root.clone(), out.clone(), finished.clone());
             threads.push(std::thread::spawn(move || lane(&root, rx, &out, &done)));
         }
+        let (commit, commit_rx) = unbounded::<commit::Ready>();
+        let (r, o, done) = (root.clone(), out.clone(), finished.clone());
+        threads.push(std::thread::spawn(move || {
+            commit::run(&r, commit_rx, &o, |id| {
+                let _ = done.send(Event::Input(Input::Finished(id)));
+            });
+        }));
         Session {
             root,
             core: Core::new(),
@@ -321,6 +337,8 @@ impl Session {
             finished,
             big,
             small,
+            commit,
+            patches: Pool::new(),
             feeds: HashMap::new(),
             credits: HashMap::new(),
             threads,
@@ -441,18 +459,26 @@ impl Session {
                 };
                 let (root, out, done) =
                     (self.root.clone(), self.out.clone(), self.finished.clone());
-                // A finished thread keeps its stack until joined or
-                // detached: drop (detach) the finished ones, or a run of
-                // 100,000 files would hold 100,000 dead stacks.
-                self.threads.retain(|h| !h.is_finished());
-                self.threads.push(std::thread::spawn(move || {
-                    let reply = patch::patch(&root, job, feed);
-                    // The slot is freed before the client hears of it, so a
-                    // client that starts the next patch on this reply never
-                    // finds the agent still counting this one.
-                    let _ = done.send(Event::Input(Input::Finished(id)));
-                    let _ = out.send(reply);
-                }));
+                let commit = self.commit.clone();
+                let started = self.patches.run(move || {
+                    match patch::patch(&root, job, feed) {
+                        Patched::Reply(reply) => {
+                            // The slot is freed before the client hears of
+                            // it, so a client that starts the next patch on
+                            // this reply never finds the agent still
+                            // counting this one.
+                            let _ = done.send(Event::Input(Input::Finished(id)));
+                            let _ = out.send(reply);
+                        }
+                        // The commit frees the slot and replies. If it is
+                        // gone (shutting down), the checked new version
+                        // stays in partial/ for the next run.
+                        Patched::Ready(ready) => {
+                            let _ = commit.send(ready);
+                        }
+                    }
+                });
+                self.threads.extend(started);
             }
             Action::PatchChunk { id, data } => {
                 if let Some(f) = self.feeds.get(&id) {
@@ -523,10 +549,19 @@ impl Session {
         for c in self.credits.values() {
             c.cancel();
         }
-        let Session { big, small, .. } = self;
-        // Replacing the lane senders with dead ones closes the lanes.
+        let Session {
+            big,
+            small,
+            commit,
+            patches,
+            ..
+        } = self;
+        // Replacing the senders with dead ones closes the lanes, and the
+        // commit once the patches still running are done.
         *big = bounded(0).0;
         *small = bounded(0).0;
+        *commit = bounded(0).0;
+        *patches = Pool::new(); // idle patch threads end
         let until = Instant::now() + SHUTDOWN_GRACE;
         while self.threads.iter().any(|t| !t.is_finished()) && Instant::now() < until {
             std::thread::sleep(Duration::from_millis(5));

@@ -1,9 +1,11 @@
 //! The patch job: the destination side rebuilds a file from a delta.
 //!
 //! The new file is written in `.deltasync/partial/`, checked against the
-//! source's whole-file BLAKE3, given its mode, owner, attributes and mtime,
-//! fsynced, and renamed into place only if the live path still holds what
-//! the client's plan saw. The live file is untouched until the rename.
+//! source's whole-file BLAKE3, and given its mode, owner, attributes and
+//! mtime. A small new file is then handed to the group commit
+//! ([`commit`](super::commit)); a large or resumed one is fsynced here and
+//! renamed into place only if the live path still holds what the client's
+//! plan saw. The live file is untouched until the rename.
 //!
 //! If the stream breaks (the client cancels or dies), the partial file
 //! stays: it holds a verified prefix of the new file, and the next run
@@ -19,6 +21,7 @@ use deltasync_engine::{FileBasis, Limits, PatchError, apply_delta};
 use deltasync_wire::{Attrs, Code, Expect, FileStat, Message, Reply};
 
 use super::attrs::apply_to_file;
+use super::commit::{GROUP_MAX, Ready, settle};
 use super::jobs::{open_basis, partial_name};
 use super::root::Root;
 use crate::link::ChunkReader;
@@ -53,15 +56,26 @@ pub struct PatchJob {
     pub sparse: bool,
 }
 
-/// Rebuilds the file at `job.path` from delta chunks arriving on `feed`;
-/// returns the one reply, for the caller to send.
-pub fn patch(root: &Root, job: PatchJob, feed: PatchFeed) -> Message {
-    match try_patch(root, &job, feed) {
-        Ok(()) => Message::Reply {
-            id: job.id,
+/// How a patch job ended.
+#[derive(Debug)]
+pub enum Patched {
+    /// Finished (in place, or failed): the one reply, for the caller to send.
+    Reply(Message),
+    /// Written and checked, waiting for the group commit to make it
+    /// durable and rename it; the commit replies.
+    Ready(Ready),
+}
+
+/// Rebuilds the file at `job.path` from delta chunks arriving on `feed`.
+pub fn patch(root: &Root, job: PatchJob, feed: PatchFeed) -> Patched {
+    let id = job.id;
+    match try_patch(root, job, feed) {
+        Ok(None) => Patched::Reply(Message::Reply {
+            id,
             rep: Reply::Done,
-        },
-        Err(rep) => Message::Reply { id: job.id, rep },
+        }),
+        Ok(Some(ready)) => Patched::Ready(ready),
+        Err(rep) => Patched::Reply(Message::Reply { id, rep }),
     }
 }
 
@@ -80,7 +94,7 @@ impl Drop for Partial<'_> {
     }
 }
 
-fn try_patch(root: &Root, job: &PatchJob, feed: PatchFeed) -> Result<(), Reply> {
+fn try_patch(root: &Root, job: PatchJob, feed: PatchFeed) -> Result<Option<Ready>, Reply> {
     let p = &job.path;
     let fail = |c, e: &dyn std::fmt::Display| Reply::error(c, p.as_bytes(), e);
     root.check_writable().map_err(|e| fail(Code::Refused, &e))?;
@@ -123,8 +137,9 @@ fn try_patch(root: &Root, job: &PatchJob, feed: PatchFeed) -> Result<(), Reply> 
     // Delta bytes flow through a channel-fed reader, on this thread: a
     // helper thread per file costs more than a small file's whole patch.
     let mut writer = HashWriter {
-        out: BufWriter::with_capacity(256 << 10, Sparse::new(file, job.sparse)),
+        out: BufWriter::with_capacity(64 << 10, Sparse::new(file, job.sparse)),
         hasher,
+        written: job.resume_len,
     };
     let reader = ChunkReader::new(feed.chunks);
     let applied = match &basis {
@@ -142,6 +157,7 @@ fn try_patch(root: &Root, job: &PatchJob, feed: PatchFeed) -> Result<(), Reply> 
     let HashWriter {
         out: buffered,
         hasher,
+        written,
     } = writer;
     let file = buffered
         .into_inner()
@@ -182,39 +198,43 @@ fn try_patch(root: &Root, job: &PatchJob, feed: PatchFeed) -> Result<(), Reply> 
         ..job.attrs.clone()
     };
     apply_to_file(&file, &attrs).map_err(|e| fail(Code::FileIo, &e))?;
+    if job.resume_len == 0 && written <= GROUP_MAX {
+        guard.keep = true; // the commit owns it now
+        drop(guard);
+        return Ok(Some(Ready {
+            id: job.id,
+            path: job.path,
+            expect: job.expect,
+            name,
+        }));
+    }
     file.sync_all().map_err(|e| fail(Code::FileIo, &e))?;
     drop(file);
-    // RACE: the file at `p` may have changed since the client planned this
-    // replacement. Check just before the rename; a change made between the
-    // check and the rename is the one window left, and it is microseconds.
-    match root.matches(p, &job.expect) {
-        Ok(true) => {}
-        Ok(false) => {
-            // The new version stays in partial/ for a later run to resume.
-            guard.keep = true;
-            return Err(fail(
-                Code::Changed,
-                &"changed since the plan was made; left alone",
-            ));
-        }
-        Err(e) => return Err(fail(Code::FileIo, &e)),
-    }
-    root.rename_in(&work, &name, p)
-        .map_err(|e| fail(Code::FileIo, &e))?;
-    guard.keep = true; // renamed away: nothing left to remove
-    Ok(())
+    guard.keep = true; // `settle` keeps or removes it
+    settle(root, &work, &name, p, &job.expect)?;
+    // `Done` means durable, the rename too.
+    root.sync_parent(p).map_err(|e| {
+        fail(
+            Code::FileIo,
+            &format!("renamed into place, but its folder's fsync failed: {e}"),
+        )
+    })?;
+    Ok(None)
 }
 
-/// Hashes and writes.
+/// Hashes, counts and writes.
 struct HashWriter<W: Write> {
     out: W,
     hasher: blake3::Hasher,
+    /// The file's length so far.
+    written: u64,
 }
 
 impl<W: Write> Write for HashWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.out.write(buf)?;
         self.hasher.update(&buf[..n]);
+        self.written += n as u64;
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -334,13 +354,13 @@ mod tests {
         assert!(
             matches!(
                 reply,
-                Message::Reply {
+                Patched::Reply(Message::Reply {
                     rep: Reply::Error {
                         code: Code::Data,
                         ..
                     },
                     ..
-                }
+                })
             ),
             "{reply:?}"
         );
@@ -351,13 +371,13 @@ mod tests {
         assert!(
             matches!(
                 reply,
-                Message::Reply {
+                Patched::Reply(Message::Reply {
                     rep: Reply::Error {
                         code: Code::Aborted,
                         ..
                     },
                     ..
-                }
+                })
             ),
             "{reply:?}"
         );

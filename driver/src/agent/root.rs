@@ -32,6 +32,18 @@ pub struct Root {
     pub(super) lock: Lock,
 }
 
+/// A plain read-only descriptor of the directory `dir`: its handle may be
+/// an `O_PATH` one, which `fsync` and `syncfs` refuse.
+fn readable(dir: &Dir) -> io::Result<std::os::fd::OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    Ok(rustix::fs::openat(
+        dir,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
 /// The modification time `m` records.
 pub fn mtime_of(m: &Metadata) -> Mtime {
     Mtime::new(m.mtime(), m.mtime_nsec())
@@ -309,6 +321,24 @@ impl Root {
             }
             other => other,
         }
+    }
+
+    /// Makes everything written on the root's filesystem durable
+    /// (`syncfs`): one call for a whole batch of new files.
+    pub fn sync_all(&self) -> io::Result<()> {
+        rustix::fs::syncfs(readable(&self.dir)?).map_err(io::Error::from)
+    }
+
+    /// Makes the entries of the directory holding `p` durable (a rename
+    /// into it, say).
+    pub fn sync_parent(&self, p: &RelPath) -> io::Result<()> {
+        let parent = p.parent();
+        let fd = if parent.is_root() {
+            readable(&self.dir)?
+        } else {
+            readable(&self.dir.open_dir_nofollow(parent.as_path())?)?
+        };
+        rustix::fs::fsync(fd).map_err(io::Error::from)
     }
 
     /// Renames `name` in `from` (a work directory) to `p` under the root.
