@@ -105,13 +105,19 @@ pub fn execute(
         active: 0,
         out: Outbox::default(),
     };
-    for phase in 0..=2 {
-        for (i, op) in ops.iter().enumerate().filter(|(_, op)| op.phase() == phase) {
-            x.start(i, op)?;
+    let mut phases = || {
+        for phase in 0..=2 {
+            for (i, op) in ops.iter().enumerate().filter(|(_, op)| op.phase() == phase) {
+                x.start(i, op)?;
+            }
+            x.run()?;
         }
-        x.run()?;
-    }
-    Ok(())
+        Ok(())
+    };
+    let result = phases();
+    // What ended is recorded even when the run stops on an error.
+    x.observer.idle();
+    result
 }
 
 /// A file in flight, keyed by its step's index.
@@ -305,12 +311,18 @@ impl Exec<'_> {
                 (Some(d), Some(t)) => Some(d.min(t)),
                 (d, t) => d.or(t),
             };
-            let oper = match limit {
-                None => sel.select(),
-                Some(l) => match sel.select_deadline(l) {
-                    Ok(op) => op,
-                    Err(_) => continue, // the checks at the top of the loop decide
-                },
+            let oper = match sel.try_select() {
+                Ok(op) => op,
+                Err(_) => {
+                    self.observer.idle();
+                    match limit {
+                        None => sel.select(),
+                        Some(l) => match sel.select_deadline(l) {
+                            Ok(op) => op,
+                            Err(_) => continue, // the checks at the top of the loop decide
+                        },
+                    }
+                }
             };
             let i = oper.index();
             if Some(i) == to_dst {

@@ -218,4 +218,7 @@ pub trait Observer {
     fn progress(&mut self, _path: &RelPath, _done: u64, _total: u64) {}
     /// Something worth telling the user (a retry, a resume).
     fn warning(&mut self, _text: &str) {}
+    /// Nothing has arrived and the executor is about to wait, or it is
+    /// about to return: a good time to record what has ended, in one go.
+    fn idle(&mut self) {}
 }

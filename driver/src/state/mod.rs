@@ -360,11 +360,16 @@ impl StateDb {
 
     /// Records `s` as the synced version of `p`.
     pub fn put(&self, p: &RelPath, s: &Synced) -> Result<(), StateError> {
+        // Cached: a first sync records one row per file.
         self.conn
-            .execute(
-                &format!("INSERT OR REPLACE INTO entries (path, {COLUMNS}) VALUES (?1, {PLACES})"),
-                rusqlite::params_from_iter(params_for(p.as_bytes(), s).iter()),
-            )
+            .prepare_cached(&format!(
+                "INSERT OR REPLACE INTO entries (path, {COLUMNS}) VALUES (?1, {PLACES})"
+            ))
+            .and_then(|mut st| {
+                st.execute(rusqlite::params_from_iter(
+                    params_for(p.as_bytes(), s).iter(),
+                ))
+            })
             .map(|_| ())
             .map_err(|e| self.err(e))
     }
@@ -432,7 +437,8 @@ impl StateDb {
     /// Forgets the intent about `p` (in the transaction that commits it).
     pub fn clear_intent(&self, p: &RelPath) -> Result<(), StateError> {
         self.conn
-            .execute("DELETE FROM journal WHERE path = ?1", params![p.as_bytes()])
+            .prepare_cached("DELETE FROM journal WHERE path = ?1")
+            .and_then(|mut st| st.execute(params![p.as_bytes()]))
             .map(|_| ())
             .map_err(|e| self.err(e))
     }

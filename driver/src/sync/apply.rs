@@ -7,7 +7,8 @@
 //!
 //! Before anything changes, every change's records go to the state's
 //! journal as intents. A change's records are committed (and its intents
-//! cleared) the moment its last step succeeds, one transaction each, with
+//! cleared) once its last step succeeds: when the executor next waits, in
+//! one transaction with every other change that ended since, with
 //! what the executor reports (a transfer records the file as it was sent,
 //! not as it was listed). A change with a failed step records nothing: the
 //! next run sees the same difference again and retries, or sees it done on
@@ -59,6 +60,7 @@ pub(super) fn apply(
         commits: 0,
         limit: o.commit_limit,
         map: Vec::new(),
+        ready: Vec::new(),
     };
     for phase in [1, 2] {
         for side in [Side::B, Side::A] {
@@ -180,6 +182,8 @@ struct Tracker<'a> {
     limit: Option<usize>,
     /// The current phase's op index -> (change, step).
     map: Vec<(usize, usize)>,
+    /// Changes whose steps have all ended, to record at the next idle.
+    ready: Vec<usize>,
 }
 
 impl Observer for Tracker<'_> {
@@ -207,7 +211,7 @@ impl Observer for Tracker<'_> {
                 }
                 self.remaining[ci] -= 1;
                 if self.remaining[ci] == 0 && !self.failed[ci] {
-                    self.finish(ci);
+                    self.ready.push(ci);
                 }
             }
         }
@@ -219,6 +223,10 @@ impl Observer for Tracker<'_> {
 
     fn warning(&mut self, text: &str) {
         self.reporter.event(Event::Warning(text));
+    }
+
+    fn idle(&mut self) {
+        self.flush();
     }
 }
 
@@ -243,24 +251,37 @@ impl Tracker<'_> {
         }
     }
 
-    fn finish(&mut self, ci: usize) {
-        if self.limit.is_some_and(|l| self.commits >= l) {
-            return; // the simulated crash: applied, never recorded
+    /// Records the changes whose steps have all ended, in one transaction
+    /// (a move's two rows always land together).
+    fn flush(&mut self) {
+        let mut ready = std::mem::take(&mut self.ready);
+        if let Some(l) = self.limit {
+            // The simulated crash: applied, never recorded.
+            ready.truncate(l.saturating_sub(self.commits));
         }
-        let c = &self.plan.changes[ci];
-        // One transaction per change: a move's two rows land together.
-        let sent = &self.sent;
-        if let Err(e) = self.db.batch(|db| commit(db, &c.records, sent)) {
-            self.summary.failed.push(format!("{}: {e}", c.line.trim()));
+        if ready.is_empty() {
             return;
         }
-        self.commits += 1;
-        if !c.line.is_empty() {
-            self.summary.lines.push(c.line.clone());
-            self.reporter.event(Event::Item {
-                line: &c.line,
-                path: &RelPath::root(),
-            });
+        let (changes, sent) = (&self.plan.changes, &self.sent);
+        let recorded = self.db.batch(|db| {
+            ready
+                .iter()
+                .try_for_each(|&ci| commit(db, &changes[ci].records, sent))
+        });
+        for ci in ready {
+            let c = &self.plan.changes[ci];
+            if let Err(e) = &recorded {
+                self.summary.failed.push(format!("{}: {e}", c.line.trim()));
+                continue;
+            }
+            self.commits += 1;
+            if !c.line.is_empty() {
+                self.summary.lines.push(c.line.clone());
+                self.reporter.event(Event::Item {
+                    line: &c.line,
+                    path: &RelPath::root(),
+                });
+            }
         }
     }
 }
