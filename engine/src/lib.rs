@@ -80,9 +80,14 @@ pub use patch::{Basis, FileBasis, PatchFileOptions, PatchStats, apply_delta, pat
 pub use signature::{Signature, read_signature, write_signature};
 
 /// Worker threads for the parallel paths: the machine's cores, at most 8.
+/// Asked once: the answer reads cgroup files, a cost a small file's delta
+/// would pay many times over.
 pub(crate) fn workers() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(8)
+    static WORKERS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *WORKERS.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(8)
+    })
 }

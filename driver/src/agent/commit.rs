@@ -26,11 +26,11 @@ use crate::path::RelPath;
 pub const GROUP_MAX: u64 = 1 << 20;
 
 /// At most this many files per `syncfs`.
-const MAX_BATCH: usize = 1024;
+const MAX_BATCH: usize = 128;
 /// A batch gathers for at most this long after its first file…
 const GATHER: Duration = Duration::from_millis(20);
 /// …and stops early when no file came for this long.
-const LULL: Duration = Duration::from_millis(2);
+const LULL: Duration = Duration::from_millis(1);
 
 /// A checked new version waiting in `.deltasync/partial/` to be made
 /// durable and renamed into place.
