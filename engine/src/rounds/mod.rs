@@ -13,7 +13,7 @@
 //! 3. What is left uncovered on the new side ([`new_gaps`]) can only come
 //!    from basis bytes no run used ([`basis_gaps`]). The basis side signs
 //!    just those bytes, end to end as one *virtual* file ([`SpanReader`]),
-//!    with blocks eight times smaller ([`next_block_len`]); the new side
+//!    with blocks eight or more times smaller ([`next_block_len`]); the new side
 //!    searches just its gaps, also read end to end, and [`SpanMap`] maps
 //!    what it finds back to real offsets in both files.
 //! 4. Repeat down to [`FLOOR`]-byte blocks, then send one ordinary
@@ -88,10 +88,22 @@ pub fn coarse_block_len(basis_len: u64) -> u32 {
         .clamp(1 << 10, 1 << 20) as u32
 }
 
-/// The block length of the round after one at `block_len`: eight times
-/// smaller, down to [`FLOOR`]; `None` after the floor.
+/// The block length of the round after one at `block_len`: at least
+/// eight times smaller, reaching [`FLOOR`] in as few rounds as that
+/// allows (each round costs a round trip); `None` at the floor.
+///
+/// From 128 KiB: 8 KiB, 1 KiB, 128 (16×, 8×, 8×), where shrinking by
+/// exactly eight would take a fifth round for a last step of two.
 pub fn next_block_len(block_len: u32) -> Option<u32> {
-    (block_len > FLOOR).then(|| (block_len / 8).max(FLOOR))
+    if block_len <= FLOOR {
+        return None;
+    }
+    // Powers of two above the floor, and the rounds left at 8× or more.
+    let e = (block_len / FLOOR).ilog2();
+    if e < 3 {
+        return Some(FLOOR);
+    }
+    Some((block_len >> e.div_ceil(e / 3)).max(FLOOR))
 }
 
 /// The parameters a round signs with: deltasync's native format with
@@ -170,7 +182,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_schedule_shrinks_by_eight_to_the_floor() {
+    fn the_schedule_shrinks_by_eight_or_more_to_the_floor() {
         assert_eq!(coarse_block_len(0), 1024);
         assert_eq!(coarse_block_len(64 << 20), 128 << 10);
         assert_eq!(coarse_block_len(1 << 40), 1 << 20);
@@ -180,7 +192,24 @@ mod tests {
             b = n;
             seen.push(b);
         }
-        assert_eq!(seen, [131072, 16384, 2048, 256, 128]);
+        assert_eq!(seen, [131072, 8192, 1024, 128]);
+        let schedule = |mut b: u32| {
+            let mut seen = vec![b];
+            while let Some(n) = next_block_len(b) {
+                assert!(n <= b / 8 || n == FLOOR, "{b} -> {n}");
+                b = n;
+                seen.push(b);
+            }
+            seen
+        };
+        assert_eq!(schedule(1 << 20), [1 << 20, 1 << 16, 1 << 13, 1 << 10, 128]);
+        assert_eq!(schedule(32 << 10), [32 << 10, 2048, 128]);
+        assert_eq!(schedule(1024), [1024, 128]);
+        assert_eq!(schedule(FLOOR), [FLOOR]);
+        // Hostile sizes from a peer still end at the floor.
+        for b in [129, 1000, 4097, u32::MAX] {
+            assert_eq!(*schedule(b).last().unwrap(), FLOOR, "{b}");
+        }
     }
 
     #[test]
