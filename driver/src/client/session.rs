@@ -198,14 +198,7 @@ impl Agent {
     /// before it (a stream's) are an error here: use [`Agent::stream`].
     pub fn call(&self, req: Request) -> Result<Reply, DriverError> {
         let id = self.start(req)?;
-        let rep = self.reply_to(id)?;
-        if rep.is_terminal() {
-            Ok(rep)
-        } else {
-            Err(DriverError::Wire(WireError::Violation(format!(
-                "a stream answered a one-reply request: {rep:?}"
-            ))))
-        }
+        self.answer(id)
     }
 
     /// Like [`Agent::call`], waiting at most `limit`: for goodbyes after an
@@ -234,11 +227,31 @@ impl Agent {
     /// Sends `req` and returns its replies as they come.
     pub fn stream(&self, req: Request) -> Result<ReplyStream<'_>, DriverError> {
         let id = self.start(req)?;
-        Ok(ReplyStream {
+        Ok(self.replies(id))
+    }
+
+    /// The replies to request `id`, already sent with [`Agent::start`], as
+    /// they come. Replies to other requests that come first are passed
+    /// over (lost): read pipelined requests in the order they were sent.
+    pub fn replies(&self, id: u64) -> ReplyStream<'_> {
+        ReplyStream {
             agent: self,
             id,
             done: false,
-        })
+        }
+    }
+
+    /// The one reply to request `id`, already sent with [`Agent::start`];
+    /// as [`Agent::replies`], replies to others that come first are lost.
+    pub fn answer(&self, id: u64) -> Result<Reply, DriverError> {
+        let rep = self.reply_to(id)?;
+        if rep.is_terminal() {
+            Ok(rep)
+        } else {
+            Err(DriverError::Wire(WireError::Violation(format!(
+                "a stream answered a one-reply request: {rep:?}"
+            ))))
+        }
     }
 
     /// Says goodbye and waits for the agent to finish.

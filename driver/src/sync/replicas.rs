@@ -67,10 +67,11 @@ pub(super) fn pair_note(
     }
 }
 
-/// Takes a replica's lock for the life of its agent. A lock left by a
-/// run that died was released with its agent (`flock`), so a held lock is
-/// a live run's (unless `force`).
-pub(super) fn lock(agent: &Agent, force: bool, side: Side) -> Result<(), DriverError> {
+/// The request that takes a replica's lock for the life of its agent,
+/// naming this run as its owner. A lock left by a run that died was
+/// released with its agent (`flock`), so a held lock is a live run's
+/// (unless `force`).
+pub(super) fn lock_request(force: bool) -> Request {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .unwrap_or_default()
         .trim()
@@ -80,8 +81,13 @@ pub(super) fn lock(agent: &Agent, force: bool, side: Side) -> Result<(), DriverE
         std::process::id(),
         chrono::Local::now().to_rfc3339()
     );
+    Request::Lock { owner, force }
+}
+
+/// What the answer to [`lock_request`] means.
+pub(super) fn locked(rep: Reply, side: Side) -> Result<(), DriverError> {
     let name = side_name(side);
-    match agent.call(Request::Lock { owner, force })? {
+    match rep {
         Reply::Value(_) => Ok(()),
         Reply::Error {
             code: Code::Locked,
@@ -155,14 +161,35 @@ pub(super) fn list_under(
     side: Side,
     reporter: &mut dyn Reporter,
 ) -> Result<Listing, DriverError> {
-    let mut out = Listing::default();
-    let replies = agent.stream(Request::List {
+    let id = agent.start(list_request(under, filters, wants, if_digest))?;
+    listing(agent, id, under, side, reporter)
+}
+
+/// The request that lists `under`.
+pub(super) fn list_request(
+    under: &RelPath,
+    filters: &[String],
+    wants: ListWants,
+    if_digest: Option<[u8; 32]>,
+) -> Request {
+    Request::List {
         under: under.as_bytes().to_vec(),
         filters: filters.to_vec(),
         wants,
         if_digest,
-    })?;
-    for rep in replies {
+    }
+}
+
+/// Reads the listing of `under` that request `id` asked for.
+pub(super) fn listing(
+    agent: &Agent,
+    id: u64,
+    under: &RelPath,
+    side: Side,
+    reporter: &mut dyn Reporter,
+) -> Result<Listing, DriverError> {
+    let mut out = Listing::default();
+    for rep in agent.replies(id) {
         match rep? {
             Reply::Entry(entry) => {
                 if let Ok(p) = RelPath::parse(&entry.path) {

@@ -132,15 +132,41 @@ pub(super) fn check_replicas(
     Ok(ids)
 }
 
+/// The listing requests a session sent right behind its locks, one per
+/// side, for its first full pass to read (phase 5).
+pub(super) type Pending = [u64; 2];
+
 /// Phase 4: both locks, then the ids and notes that say "synced before".
+///
+/// Unless this is a first sync (whose pair notes come after the locks),
+/// each side's listing is asked for right behind its lock, without waiting:
+/// the agent answers in order, so it lists under the lock, and the run
+/// saves a round trip. A refused lock ends the run; its listing is never
+/// read.
 pub(super) fn take_locks(
     job: &SyncJob,
     pair: &Pair,
     agents: [&Agent; 2],
     ids: [String; 2],
-) -> Result<(), DriverError> {
+) -> Result<Option<Pending>, DriverError> {
+    let mut locks = [0; 2];
+    for (i, _) in both() {
+        locks[i] = agents[i].start(replicas::lock_request(job.run.force_unlock))?;
+    }
+    let pending = if pair.first {
+        None
+    } else {
+        let (filters, wants) = what_to_list(job);
+        let stored = stored_digests(pair)?;
+        let mut lists = [0; 2];
+        for (i, _) in both() {
+            let req = replicas::list_request(&RelPath::root(), &filters, wants, stored[i]);
+            lists[i] = agents[i].start(req)?;
+        }
+        Some(lists)
+    };
     for (i, side) in both() {
-        replicas::lock(agents[i], job.run.force_unlock, side)?;
+        replicas::locked(agents[i].answer(locks[i])?, side)?;
     }
     if let Some(d) = &pair.db {
         d.set_meta("replica_a", &ids[0])?;
@@ -150,7 +176,21 @@ pub(super) fn take_locks(
         replicas::pair_note(agents[0], &pair.id, Some(ids[1].clone()))?;
         replicas::pair_note(agents[1], &pair.id, Some(ids[0].clone()))?;
     }
-    Ok(())
+    Ok(pending)
+}
+
+/// Each side's stored listing digest, which lets an unchanged side answer
+/// in a few bytes; none after a killed run, whose journal means the
+/// stored digests may hide its work.
+fn stored_digests(pair: &Pair) -> Result<[Option<[u8; 32]>; 2], DriverError> {
+    let Some(d) = &pair.db else {
+        return Ok([None, None]);
+    };
+    if !d.intents()?.is_empty() {
+        return Ok([None, None]);
+    }
+    let digest = |key| -> Result<_, DriverError> { Ok(d.meta(key)?.and_then(|t| parse_hash(&t))) };
+    Ok([digest("digest_a")?, digest("digest_b")?])
 }
 
 /// What phase 5 read.
@@ -184,32 +224,32 @@ pub(crate) fn what_to_list(job: &SyncJob) -> (Vec<String>, ListWants) {
     (filters, wants)
 }
 
-/// Phase 5: the listings, the journal, the hashes. `None` when neither
-/// side changed since the last clean run.
+/// Phase 5: the listings (the ones `pending` already asked for, if any),
+/// the journal, the hashes. `None` when neither side changed since the
+/// last clean run.
 pub(super) fn read_sides(
     job: &SyncJob,
     pair: &mut Pair,
     agents: [&Agent; 2],
+    pending: Option<Pending>,
     deadline: Option<Instant>,
     reporter: &mut dyn Reporter,
     summary: &mut SyncSummary,
 ) -> Result<Option<Read>, DriverError> {
     let o = &job.run;
     let (filters, wants) = what_to_list(job);
-    // A killed run's journal means the stored digests may hide its work.
     let journal = match &pair.db {
         Some(d) => !d.intents()?.is_empty(),
         None => false,
     };
+    let stored = stored_digests(pair)?;
     let mut listed: [Listing; 2] = Default::default();
     for (i, side) in both() {
-        let stored = match (&pair.db, journal) {
-            (Some(d), false) => d
-                .meta(if i == 0 { "digest_a" } else { "digest_b" })?
-                .and_then(|t| parse_hash(&t)),
-            _ => None,
+        let root = RelPath::root();
+        listed[i] = match pending {
+            Some(ids) => replicas::listing(agents[i], ids[i], &root, side, reporter)?,
+            None => replicas::list(agents[i], &filters, wants, stored[i], side, reporter)?,
         };
-        listed[i] = replicas::list(agents[i], &filters, wants, stored, side, reporter)?;
     }
     let fresh = [listed[0].digest, listed[1].digest];
     if fresh == [None, None] {

@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 use std::time::Instant;
 
 use super::run::{
-    Pair, Read, check_replicas, finish, open_state, plan_and_check, read_hashes, read_sides,
-    start_agents, take_locks,
+    Pair, Pending, Read, check_replicas, finish, open_state, plan_and_check, read_hashes,
+    read_sides, start_agents, take_locks,
 };
 use super::{SyncJob, SyncSummary, apply, replicas, space, state_path};
 use crate::client::Agent;
@@ -69,6 +69,8 @@ pub struct Session {
     pair: Pair,
     agents: Vec<Agent>,
     locked: bool,
+    /// Listings asked for behind the locks, for the first full pass.
+    pending: Option<Pending>,
 }
 
 impl std::fmt::Debug for Session {
@@ -86,6 +88,7 @@ impl Session {
             pair: open_state(job)?,
             agents: Vec::new(),
             locked: false,
+            pending: None,
         };
         match session.start(job) {
             Ok(()) => Ok(session),
@@ -101,7 +104,7 @@ impl Session {
         let sides = self.sides();
         let ids = check_replicas(job, &self.pair, sides)?;
         if !job.run.dry_run {
-            take_locks(job, &self.pair, sides, ids)?;
+            self.pending = take_locks(job, &self.pair, sides, ids)?;
             self.locked = true;
         }
         Ok(())
@@ -121,6 +124,9 @@ impl Session {
         summary: &mut SyncSummary,
     ) -> Result<(), DriverError> {
         let deadline = job.run.max_time.map(|d| Instant::now() + d);
+        // Only the first pass may use the listings asked for at the start;
+        // a first pass over some paths leaves them unread (passed over).
+        let pending = self.pending.take();
         let sides = [&self.agents[0], &self.agents[1]];
         let pair = &mut self.pair;
         // After a kill, only a full pass may settle the journal.
@@ -129,7 +135,7 @@ impl Session {
             _ => scope,
         };
         let read = match scope {
-            Scope::Full => read_sides(job, pair, sides, deadline, reporter, summary)?,
+            Scope::Full => read_sides(job, pair, sides, pending, deadline, reporter, summary)?,
             Scope::Paths(paths) => {
                 match super::scoped::read(job, pair.db.as_ref(), sides, paths, reporter, summary)? {
                     Some((state, listings, busy)) => read_hashes(
