@@ -315,7 +315,11 @@ fn try_delta(
     })
     .map_err(|_| fail(Code::FileIo, &"closed"))?;
     let mut tee = Tee {
-        inner: io::BufReader::with_capacity(1 << 20, &file),
+        // Sized to the file (a small one should not cost a 1 MiB buffer).
+        inner: io::BufReader::with_capacity(
+            (before.size.saturating_sub(skipped) + 1).clamp(8 << 10, 1 << 20) as usize,
+            &file,
+        ),
         hasher,
     };
     // Gated by the client's credit, so a large file cannot fill the link's

@@ -139,8 +139,13 @@ struct Xfer {
     /// The patch request has gone out (it counts toward `MAX_PATCHES`).
     patch_sent: bool,
     forwarded: u64,
+    /// Forwarded bytes not yet granted back to the source as credit.
+    ungranted: u64,
     sent: Option<Sent>,
 }
+
+/// Credit goes back to the source in steps of this many forwarded bytes.
+const GRANT_STEP: u64 = deltasync_wire::DELTA_WINDOW / 4;
 
 /// What a destination request id stands for.
 #[derive(Clone, Copy, Debug)]
@@ -210,6 +215,7 @@ impl Exec<'_> {
                         patch: None,
                         patch_sent: false,
                         forwarded: 0,
+                        ungranted: 0,
                         sent: None,
                     },
                 );
@@ -239,11 +245,19 @@ impl Exec<'_> {
             };
             if x.expect == Expect::Absent && x.size < ASK_PARTIAL_FROM {
                 // New at the destination: no basis to sum, so no round
-                // trip to ask; the delta is the file's bytes. Should one
-                // appear meanwhile, the patch's guard refuses it. (A large
-                // one still asks: a kept partial prefix may spare a resend.)
+                // trip to ask; the delta is the file's bytes, asked for
+                // as a plan with no runs (one message, no signature to
+                // feed). Should a file appear meanwhile, the patch's guard
+                // refuses it. (A large one still asks: a kept partial
+                // prefix may spare a resend.)
                 x.mode = Mode::Single;
-                self.ask_delta(i, None)?;
+                let id = self.src.start(Request::Delta {
+                    path: x.src.as_bytes().to_vec(),
+                    skip: None,
+                    plan: Some(Vec::new()),
+                })?;
+                x.delta = Some(id);
+                self.at_src.insert(id, i);
                 continue;
             }
             let coarse = in_rounds && !x.full_sums && x.size >= crate::engine::rounds::MIN_LEN;
@@ -399,9 +413,19 @@ impl Exec<'_> {
                 Some(x),
             ) => {
                 x.forwarded += data.len() as u64;
+                x.ungranted += data.len() as u64;
                 let (path, done, total) = (x.dst.clone(), x.forwarded, x.size);
                 self.observer.progress(&path, done, total);
-                x.delta.map(|d| (d, data.len() as u64))
+                // Granted in steps, not per chunk: a small file needs no
+                // grant at all. The source stops only with a whole window
+                // ungranted, and by then a step is due, so it never waits
+                // for a grant that will not come.
+                if x.ungranted >= GRANT_STEP {
+                    let bytes = std::mem::take(&mut x.ungranted);
+                    x.delta.map(|d| (d, bytes))
+                } else {
+                    None
+                }
             }
             _ => None,
         };
@@ -625,6 +649,7 @@ impl Exec<'_> {
             patch: None,
             patch_sent: false,
             forwarded: 0,
+            ungranted: 0,
             sent: None,
             ..x
         };

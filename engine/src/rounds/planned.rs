@@ -49,7 +49,8 @@ pub fn write_planned_delta(
 ) -> Result<DeltaStats, DeltaError> {
     check_runs(runs)?;
     let mut emitter = Emitter::new(out);
-    let mut buf = vec![0u8; 1 << 20];
+    // Small: a new small file's whole delta is a plan with no runs.
+    let mut buf = vec![0u8; 64 << 10];
     let mut at = start;
     // Reads up to `len` bytes, feeding each piece to `use_it`; returns how
     // many there were (fewer at the end of the file).
