@@ -36,8 +36,10 @@ pub fn owner_of(m: &Metadata) -> Owner {
     }
 }
 
+/// Asked once: the agent's user does not change.
 fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
+    static ROOT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ROOT.get_or_init(|| rustix::process::geteuid().is_root())
 }
 
 /// True if `name` is an attribute `wants` asks for. ACLs are their own

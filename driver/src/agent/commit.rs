@@ -127,6 +127,16 @@ pub fn settle(
     // replacement. Check just before the rename; a change made between the
     // check and the rename is the one window left, and it is microseconds.
     let result = match root.matches(p, expect) {
+        // Absent, or a file or a symlink: no directory is in the way.
+        Ok(true)
+            if matches!(
+                expect,
+                Expect::Absent | Expect::File { .. } | Expect::Symlink
+            ) =>
+        {
+            root.rename_in_unchecked(work, name, p)
+                .map_err(|e| fail(Code::FileIo, &e))
+        }
         Ok(true) => root
             .rename_in(work, name, p)
             .map_err(|e| fail(Code::FileIo, &e)),

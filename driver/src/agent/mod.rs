@@ -23,6 +23,7 @@
 mod attrs;
 mod commit;
 pub mod core;
+mod held;
 mod ids;
 mod jobs;
 mod list;
@@ -277,6 +278,10 @@ struct Session {
     commit: Sender<commit::Ready>,
     /// Patch threads, reused.
     patches: Pool,
+    /// Small new patches, held until they are whole…
+    holding: held::Holding,
+    /// …then run one after another by the writer thread.
+    wholes: Sender<held::Whole>,
     feeds: HashMap<u64, Feeding>,
     credits: HashMap<u64, Arc<Credit>>,
     threads: Vec<JoinHandle<()>>,
@@ -328,6 +333,14 @@ impl Session {
                 let _ = done.send(Event::Input(Input::Finished(id)));
             });
         }));
+        let (wholes, wholes_rx) = unbounded::<held::Whole>();
+        let (r, ended) = (
+            root.clone(),
+            on_end(out.clone(), finished.clone(), commit.clone()),
+        );
+        threads.push(std::thread::spawn(move || {
+            held::writer(&r, wholes_rx, ended)
+        }));
         Session {
             root,
             core: Core::new(),
@@ -339,6 +352,8 @@ impl Session {
             small,
             commit,
             patches: Pool::new(),
+            holding: held::Holding::default(),
+            wholes,
             feeds: HashMap::new(),
             credits: HashMap::new(),
             threads,
@@ -408,7 +423,13 @@ impl Session {
             } => {
                 let credit = Credit::new(DELTA_WINDOW);
                 self.credits.insert(id, credit.clone());
-                let lane = self.lane_for(&path);
+                // A plan with no runs is how the client asks for a new
+                // small file whole: the small lane, without a stat.
+                let lane = if plan.as_ref().is_some_and(Vec::is_empty) {
+                    &self.small
+                } else {
+                    self.lane_for(&path)
+                };
                 let _ = lane.send(Job::Delta {
                     id,
                     path,
@@ -442,9 +463,6 @@ impl Session {
                 attrs,
                 sparse,
             } => {
-                let (chunks, chunks_rx) = bounded(64);
-                let (end, end_rx) = bounded(1);
-                self.feeds.insert(id, Feeding { chunks, end });
                 let job = PatchJob {
                     id,
                     path,
@@ -453,42 +471,25 @@ impl Session {
                     attrs,
                     sparse,
                 };
-                let feed = PatchFeed {
-                    chunks: chunks_rx,
-                    end: end_rx,
-                };
-                let (root, out, done) =
-                    (self.root.clone(), self.out.clone(), self.finished.clone());
-                let commit = self.commit.clone();
-                let started = self.patches.run(move || {
-                    match patch::patch(&root, job, feed) {
-                        Patched::Reply(reply) => {
-                            // The slot is freed before the client hears of
-                            // it, so a client that starts the next patch on
-                            // this reply never finds the agent still
-                            // counting this one.
-                            let _ = done.send(Event::Input(Input::Finished(id)));
-                            let _ = out.send(reply);
-                        }
-                        // The commit frees the slot and replies. If it is
-                        // gone (shutting down), the checked new version
-                        // stays in partial/ for the next run.
-                        Patched::Ready(ready) => {
-                            let _ = commit.send(ready);
-                        }
-                    }
-                });
-                self.threads.extend(started);
-            }
-            Action::PatchChunk { id, data } => {
-                if let Some(f) = self.feeds.get(&id) {
-                    if f.chunks.send(Some(data)).is_err() {
-                        self.feeds.remove(&id); // the patch failed and already replied
-                    }
+                if let Some(job) = self.holding.start(job) {
+                    self.spawn_patch(job, Vec::new());
                 }
             }
+            Action::PatchChunk { id, data } => match self.holding.chunk(id, data) {
+                held::Chunk::Held => {}
+                held::Chunk::Spill(job, chunks) => self.spawn_patch(job, chunks),
+                held::Chunk::NotHeld(data) => {
+                    if let Some(f) = self.feeds.get(&id) {
+                        if f.chunks.send(Some(data)).is_err() {
+                            self.feeds.remove(&id); // the patch failed and already replied
+                        }
+                    }
+                }
+            },
             Action::PatchEnd { id, stat, blake3 } => {
-                if let Some(f) = self.feeds.remove(&id) {
+                if let Some(whole) = self.holding.end(id, stat, blake3) {
+                    let _ = self.wholes.send(whole);
+                } else if let Some(f) = self.feeds.remove(&id) {
                     let _ = f.end.send((stat, blake3));
                     let _ = f.chunks.send(None);
                 }
@@ -515,6 +516,11 @@ impl Session {
                 }
             }
             Action::Cancel { id } => {
+                if let Some(path) = self.holding.cancel(id) {
+                    // Held, so nothing was written: free the slot, then say so.
+                    let _ = self.finished.send(Event::Input(Input::Finished(id)));
+                    let _ = self.out.send(held::cancelled(id, &path));
+                }
                 // A patch sees its feed close and keeps its prefix; a delta
                 // stops at its next chunk.
                 self.feeds.remove(&id);
@@ -529,6 +535,33 @@ impl Session {
             self.credits.retain(|_, c| Arc::strong_count(c) > 1);
         }
         false
+    }
+
+    /// Runs `job` on a patch thread of its own, fed `first` (what was held
+    /// of it), then whatever comes.
+    fn spawn_patch(&mut self, job: PatchJob, first: Vec<Vec<u8>>) {
+        let id = job.id;
+        let (chunks, chunks_rx) = bounded(64);
+        let (end, end_rx) = bounded(1);
+        let feed = PatchFeed {
+            chunks: chunks_rx,
+            end: end_rx,
+        };
+        let (root, ended) = (self.root.clone(), self.ended());
+        let started = self
+            .patches
+            .run(move || ended(id, patch::patch(&root, job, feed)));
+        self.threads.extend(started);
+        // The thread runs: it takes these as they go in.
+        for c in first {
+            let _ = chunks.send(Some(c));
+        }
+        self.feeds.insert(id, Feeding { chunks, end });
+    }
+
+    /// What to do when a patch ends, on a thread of its own.
+    fn ended(&self) -> impl Fn(u64, Patched) + Send + 'static {
+        on_end(self.out.clone(), self.finished.clone(), self.commit.clone())
     }
 
     fn lane_for(&self, path: &RelPath) -> &Sender<Job> {
@@ -554,8 +587,12 @@ impl Session {
             small,
             commit,
             patches,
+            holding,
+            wholes,
             ..
         } = self;
+        *holding = held::Holding::default(); // nothing of them was written
+        *wholes = bounded(0).0;
         // Replacing the senders with dead ones closes the lanes, and the
         // commit once the patches still running are done.
         *big = bounded(0).0;
@@ -575,6 +612,28 @@ impl Session {
             }
         }
         all
+    }
+}
+
+/// What to do when a patch ends, wherever it ran.
+fn on_end(
+    out: Sender<Message>,
+    done: Sender<Event>,
+    commit: Sender<commit::Ready>,
+) -> impl Fn(u64, Patched) + Send + 'static {
+    move |id, patched| match patched {
+        Patched::Reply(reply) => {
+            // The slot is freed before the client hears of it, so a client
+            // that starts the next patch on this reply never finds the
+            // agent still counting this one.
+            let _ = done.send(Event::Input(Input::Finished(id)));
+            let _ = out.send(reply);
+        }
+        // The commit frees the slot and replies. If it is gone (shutting
+        // down), the checked new version stays in partial/ for the next run.
+        Patched::Ready(ready) => {
+            let _ = commit.send(ready);
+        }
     }
 }
 

@@ -128,12 +128,21 @@ fn try_patch(root: &Root, job: PatchJob, feed: PatchFeed) -> Result<Option<Ready
     }
     file.set_len(job.resume_len)
         .map_err(|e| fail(Code::FileIo, &e))?;
-    file.seek(SeekFrom::Start(job.resume_len))
-        .map_err(|e| fail(Code::FileIo, &e))?;
+    if job.resume_len > 0 {
+        // (A file just opened is at 0 already.)
+        file.seek(SeekFrom::Start(job.resume_len))
+            .map_err(|e| fail(Code::FileIo, &e))?;
+    }
 
-    let basis = open_basis(root, p)
-        .and_then(|f| f.map(FileBasis::new).transpose())
-        .map_err(|e| fail(Code::FileIo, &e))?;
+    // A file the plan saw absent has no basis worth opening: were one
+    // there now, the `Expect` check refuses the rename anyway.
+    let basis = if job.expect == Expect::Absent {
+        None
+    } else {
+        open_basis(root, p)
+            .and_then(|f| f.map(FileBasis::new).transpose())
+            .map_err(|e| fail(Code::FileIo, &e))?
+    };
     // Delta bytes flow through a channel-fed reader, on this thread: a
     // helper thread per file costs more than a small file's whole patch.
     let mut writer = HashWriter {

@@ -350,6 +350,13 @@ impl Root {
                 "a directory is in the way",
             ));
         }
+        self.rename_in_unchecked(from, name, p)
+    }
+
+    /// [`Root::rename_in`] for a caller that has just seen no directory
+    /// at `p` (its `Expect` check).
+    pub fn rename_in_unchecked(&self, from: &Dir, name: &str, p: &RelPath) -> io::Result<()> {
+        self.check_writable()?;
         from.rename(name, &self.dir, p.as_path())
     }
 
