@@ -482,3 +482,32 @@ proptest! {
         run_model(&initial, &rounds, prune, policy)?;
     }
 }
+
+/// Found by the model: the same file made on both sides is a change with
+/// no steps, recorded at once. A run killed after that (before `finish`
+/// stores new digests) kept the old stored digests, so when the user then
+/// deleted the file on one side, that side's listing matched its old
+/// digest, was read from the state (which has the file), and the deletion
+/// never reached the other side. Recording a path anew now forgets the
+/// stored digests.
+#[test]
+fn a_killed_run_that_recorded_a_file_made_on_both_sides_still_sees_its_deletion() {
+    run_model(
+        &[
+            Op::Write { side: 0, slot: 3 },
+            Op::Write { side: 0, slot: 7 },
+        ],
+        &[(
+            vec![Op::WriteBoth { slot: 1 }],
+            0,
+            vec![Later {
+                side: 0,
+                slot: 1,
+                delete: true,
+            }],
+        )],
+        false,
+        ConflictPolicy::Newest,
+    )
+    .unwrap();
+}

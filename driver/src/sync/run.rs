@@ -30,7 +30,7 @@ use crate::copy::{Event, Reporter};
 use crate::error::DriverError;
 use crate::link::hex;
 use crate::path::RelPath;
-use crate::state::{StateDb, Synced};
+use crate::state::{SideMeta, StateDb, Synced};
 
 /// What the phases learn about the pair before they read the replicas.
 pub(super) struct Pair {
@@ -340,6 +340,31 @@ pub(super) fn read_hashes(
         busy,
         unsure: BTreeSet::new(),
     }))
+}
+
+/// True if applying `pl` makes the state record something a stored
+/// listing digest does not describe: any change with steps, or any record
+/// of a path that differs from what `read` loaded other than by what a
+/// run learns (inodes, a hash not known before).
+pub(super) fn breaks_digests(pl: &plan::Plan, read: &Read) -> bool {
+    let learned_only = |old: &Synced, new: &Synced| {
+        let forget = |s: &Synced| Synced {
+            blake3: None,
+            a: SideMeta { ino: 0, ..s.a },
+            b: SideMeta { ino: 0, ..s.b },
+            ..s.clone()
+        };
+        forget(old) == forget(new) && (old.blake3.is_none() || old.blake3 == new.blake3)
+    };
+    pl.changes.iter().any(|c| {
+        !c.steps.is_empty()
+            || c.records.iter().any(|r| match r {
+                plan::Record::Put(p, s) => {
+                    read.state.get(p).is_none_or(|old| !learned_only(old, s))
+                }
+                plan::Record::Remove(p) => read.state.contains_key(p),
+            })
+    })
 }
 
 /// Phase 6: the plan, less what touches busy paths, then the safety stops.

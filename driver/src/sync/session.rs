@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 use std::time::Instant;
 
 use super::run::{
-    Pair, Pending, Read, check_replicas, finish, open_state, plan_and_check, read_hashes,
-    read_sides, start_agents, take_locks,
+    Pair, Pending, Read, breaks_digests, check_replicas, finish, open_state, plan_and_check,
+    read_hashes, read_sides, start_agents, take_locks,
 };
 use super::{SyncJob, SyncSummary, apply, replicas, space, state_path};
 use crate::client::Agent;
@@ -230,12 +230,15 @@ fn apply_pass(
     let Some(db) = pair.db.as_mut() else {
         return Ok(());
     };
-    if pl.changes.iter().any(|c| !c.steps.is_empty()) {
+    if breaks_digests(&pl, &read) {
         // A stored digest says "a listing with this digest is what the
-        // state records". The first change to a file breaks that, and a
-        // run killed after it never reaches `finish`: forget them now, so
-        // the next run lists both sides in full instead of trusting the
-        // state. (State-only changes, such as learned inodes, keep it.)
+        // state records". The first change to a file breaks that, and so
+        // does recording a path anew (the same file made on both sides):
+        // a run killed after it never reaches `finish`, and a side edited
+        // back to its old listing would answer `ListSame` and be read from
+        // a state that no longer matches it. Forget them now, so the next
+        // run lists both sides in full instead of trusting the state.
+        // (State-only learning, such as inodes and hashes, keeps them.)
         db.clear_meta("digest_a")?;
         db.clear_meta("digest_b")?;
     }
