@@ -110,12 +110,49 @@ fn shortened(p: &[u8]) -> Vec<u8> {
     v
 }
 
+/// A child's name, and its entry as read with its folder's listing.
+type Child = (Vec<u8>, io::Result<Option<Entry>>);
+
+/// The names in folder `p`, sorted, each with its entry. Each is read with
+/// one `statx` on the open folder (one component, never followed), not by
+/// resolving its whole path from the root again.
+fn children(root: &Root, p: &RelPath, wants: &ListWants) -> io::Result<Vec<Child>> {
+    use cap_fs_ext::DirExt;
+    use std::os::unix::ffi::OsStrExt;
+    let dir = if p.is_root() {
+        root.dir.try_clone()?
+    } else {
+        root.dir.open_dir_nofollow(p.as_path())?
+    };
+    let mut names: Vec<Vec<u8>> = dir
+        .entries()?
+        .map(|e| e.map(|e| e.file_name().as_bytes().to_vec()))
+        .collect::<io::Result<_>>()?;
+    names.sort();
+    Ok(names
+        .into_iter()
+        .map(|name: Vec<u8>| {
+            let got = match dir.symlink_metadata(std::ffi::OsStr::from_bytes(&name)) {
+                Ok(m) => root.entry_from(&p.join(&name), &m, wants).map(Some),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e),
+            };
+            (name, got)
+        })
+        .collect())
+}
+
 /// The entries of `job.under`, in walk order.
 fn walk(root: &Root, job: &ListJob<'_>, found: &mut Vec<Found>) -> io::Result<()> {
     let under = job.under;
-    let mut stack = vec![under.clone()];
-    while let Some(p) = stack.pop() {
-        let entry = match root.entry_with(&p, &job.wants) {
+    // Each path with its entry, when its folder's listing read it already.
+    let mut stack: Vec<(RelPath, Option<io::Result<Option<Entry>>>)> = vec![(under.clone(), None)];
+    while let Some((p, read)) = stack.pop() {
+        let got = match read {
+            Some(got) => got,
+            None => root.entry_with(&p, &job.wants),
+        };
+        let entry = match got {
             Ok(Some(e)) => e,
             Ok(None) if p == *under && !p.is_root() => {
                 return Err(io::Error::new(
@@ -163,7 +200,7 @@ fn walk(root: &Root, job: &ListJob<'_>, found: &mut Vec<Found>) -> io::Result<()
         }
         let is_dir = entry.kind == EntryKind::Dir;
         let names = if is_dir {
-            match root.read_dir(&p) {
+            match children(root, &p, &job.wants) {
                 Ok(n) => Some(n),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) if p == *under => {
@@ -189,11 +226,11 @@ fn walk(root: &Root, job: &ListJob<'_>, found: &mut Vec<Found>) -> io::Result<()
             found.push(Found::Entry(entry));
         }
         // Push in reverse so the walk comes out in name order.
-        for name in names.iter().flatten().rev() {
+        for (name, got) in names.into_iter().flatten().rev() {
             if p.is_root() && name == crate::path::WORK_DIR.as_bytes() {
                 continue;
             }
-            let child = p.join(name);
+            let child = p.join(&name);
             if child.as_bytes().len() > MAX_PATH {
                 found.push(Found::Notice(
                     Code::FileIo,
@@ -205,7 +242,7 @@ fn walk(root: &Root, job: &ListJob<'_>, found: &mut Vec<Found>) -> io::Result<()
                 ));
                 continue;
             }
-            stack.push(child);
+            stack.push((child, Some(got)));
         }
     }
     Ok(())

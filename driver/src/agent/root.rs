@@ -174,18 +174,6 @@ impl Root {
         Ok(f)
     }
 
-    /// Reads a directory's names, sorted.
-    pub fn read_dir(&self, p: &RelPath) -> io::Result<Vec<Vec<u8>>> {
-        use std::os::unix::ffi::OsStrExt;
-        let mut names: Vec<Vec<u8>> = self
-            .dir
-            .read_dir(p.as_path())?
-            .map(|e| e.map(|e| e.file_name().as_bytes().to_vec()))
-            .collect::<io::Result<_>>()?;
-        names.sort();
-        Ok(names)
-    }
-
     /// A symlink's target.
     pub fn read_link(&self, p: &RelPath) -> io::Result<Vec<u8>> {
         use std::os::unix::ffi::OsStrExt;
@@ -368,9 +356,19 @@ impl Root {
 
     /// Like [`Root::entry`], with the attributes `wants` asks for.
     pub fn entry_with(&self, p: &RelPath, wants: &ListWants) -> io::Result<Option<Entry>> {
-        let Some(m) = self.lstat(p)? else {
-            return Ok(None);
-        };
+        match self.lstat(p)? {
+            Some(m) => self.entry_from(p, &m, wants).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The entry at `p`, whose `lstat` is `m`.
+    pub(super) fn entry_from(
+        &self,
+        p: &RelPath,
+        m: &Metadata,
+        wants: &ListWants,
+    ) -> io::Result<Entry> {
         let ft = m.file_type();
         let kind = if ft.is_symlink() {
             EntryKind::Symlink
@@ -388,7 +386,7 @@ impl Root {
             p.as_bytes(),
             kind,
             if kind == EntryKind::File { m.len() } else { 0 },
-            mtime_of(&m),
+            mtime_of(m),
             m.mode() & 0o7777,
         );
         e.ino = m.ino();
@@ -396,7 +394,7 @@ impl Root {
             e.target = self.read_link(p)?;
         }
         if wants.owner {
-            e.owner = Some(super::attrs::owner_of(&m));
+            e.owner = Some(super::attrs::owner_of(m));
         }
         if wants.hard_links && kind == EntryKind::File && m.nlink() > 1 {
             e.links = Some(Links {
@@ -407,7 +405,7 @@ impl Root {
         if wants.xattrs || wants.acls {
             e.xattrs = Some(self.xattrs(p, kind, wants)?);
         }
-        Ok(Some(e))
+        Ok(e)
     }
 
     /// True if what stands at `p` is what `expect` says.
