@@ -420,14 +420,13 @@ impl StateDb {
                 let sides = i64::from(i.sides[0]) | i64::from(i.sides[1]) << 1;
                 values.push(Box::new(op));
                 values.push(Box::new(sides));
+                // Cached: one parse for the whole journal.
                 db.conn
-                    .execute(
-                        &format!(
-                            "INSERT OR REPLACE INTO journal (path, {COLUMNS}, op, sides) \
-                             VALUES (?1, {PLACES}, ?14, ?15)"
-                        ),
-                        rusqlite::params_from_iter(values.iter()),
-                    )
+                    .prepare_cached(&format!(
+                        "INSERT OR REPLACE INTO journal (path, {COLUMNS}, op, sides) \
+                         VALUES (?1, {PLACES}, ?14, ?15)"
+                    ))
+                    .and_then(|mut st| st.execute(rusqlite::params_from_iter(values.iter())))
                     .map_err(|e| db.err(e))?;
             }
             Ok(())
