@@ -104,7 +104,7 @@ pub fn commit(root: &Root, batch: Vec<Ready>) -> Vec<(u64, Reply)> {
             Err(e) => Reply::error(
                 Code::FileIo,
                 r.path.as_bytes(),
-                &format!("renamed into place, but syncfs failed: {e}"),
+                format!("renamed into place, but syncfs failed: {e}"),
             ),
         };
         replies.push((r.id, rep));

@@ -141,7 +141,7 @@ pub fn cancelled(id: u64, path: &RelPath) -> Message {
         rep: deltasync_wire::Reply::error(
             deltasync_wire::Code::Aborted,
             path.as_bytes(),
-            &"transfer abandoned before any of it was written",
+            "transfer abandoned before any of it was written",
         ),
     }
 }
