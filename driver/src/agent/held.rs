@@ -3,7 +3,9 @@
 //! A patch thread blocks on its feed, so each new file used to cost a
 //! thread's wake-up per message: the request, each chunk, the end. For a
 //! small new file that is most of its cost. So the session holds the
-//! chunks of a patch that starts from nothing ([`Holding`]) until its end
+//! chunks of a patch that makes a new file (`Expect::Absent`, nothing to
+//! resume: no basis to copy, so the file is no bigger than its delta)
+//! ([`Holding`]) until its end
 //! arrives, then hands the whole patch to one writer thread ([`writer`]),
 //! which runs patch after patch without sleeping between them while they
 //! keep coming, and passes each to the group commit. A patch that grows
@@ -16,7 +18,7 @@
 use std::collections::HashMap;
 
 use crossbeam::channel::{Receiver, bounded, unbounded};
-use deltasync_wire::{FileStat, Message};
+use deltasync_wire::{Expect, FileStat, Message};
 
 use super::patch::{self, PatchFeed, PatchJob, Patched};
 use super::root::Root;
@@ -61,9 +63,11 @@ pub struct Holding {
 }
 
 impl Holding {
-    /// Holds `job` if it starts from nothing; otherwise gives it back.
+    /// Holds `job` if it makes a new file from nothing (so it copies no
+    /// basis, and its file is no bigger than what is held); otherwise gives
+    /// it back.
     pub fn start(&mut self, job: PatchJob) -> Option<PatchJob> {
-        if job.resume_len > 0 {
+        if job.resume_len > 0 || job.expect != Expect::Absent {
             return Some(job);
         }
         self.held.insert(
@@ -114,10 +118,23 @@ impl Holding {
 pub fn writer(root: &Root, wholes: Receiver<Whole>, done: impl Fn(u64, Patched)) {
     for w in wholes {
         let id = w.job.id;
-        done(
-            id,
-            patch::patch(root, w.job, fed(w.chunks, w.stat, w.blake3)),
-        );
+        let path = w.job.path.clone();
+        // A panic on a peer's bytes must not strand this and every later
+        // held patch without a reply.
+        let patched = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            patch::patch(root, w.job, fed(w.chunks, w.stat, w.blake3))
+        }))
+        .unwrap_or_else(|_| {
+            Patched::Reply(Message::Reply {
+                id,
+                rep: deltasync_wire::Reply::error(
+                    deltasync_wire::Code::Data,
+                    path.as_bytes(),
+                    "the patch failed (a bug)",
+                ),
+            })
+        });
+        done(id, patched);
     }
 }
 
@@ -162,6 +179,17 @@ mod tests {
         }
     }
 
+    fn update(id: u64) -> PatchJob {
+        PatchJob {
+            id,
+            path: RelPath::parse(b"f").unwrap(),
+            resume_len: 0,
+            expect: Expect::Any,
+            attrs: Attrs::default(),
+            sparse: false,
+        }
+    }
+
     fn stat() -> FileStat {
         FileStat {
             size: 1,
@@ -185,6 +213,10 @@ mod tests {
         assert!(h.end(1, stat(), [7; 32]).is_none(), "taken once");
 
         assert!(h.start(job(2, 5)).is_some(), "a resumed patch is not held");
+        assert!(
+            h.start(update(5)).is_some(),
+            "nor one that may copy from a basis"
+        );
         assert!(matches!(h.chunk(2, vec![0]), Chunk::NotHeld(_)));
 
         assert!(h.start(job(3, 0)).is_none());

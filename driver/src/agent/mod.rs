@@ -423,13 +423,7 @@ impl Session {
             } => {
                 let credit = Credit::new(DELTA_WINDOW);
                 self.credits.insert(id, credit.clone());
-                // A plan with no runs is how the client asks for a new
-                // small file whole: the small lane, without a stat.
-                let lane = if plan.as_ref().is_some_and(Vec::is_empty) {
-                    &self.small
-                } else {
-                    self.lane_for(&path)
-                };
+                let lane = self.lane_for(&path);
                 let _ = lane.send(Job::Delta {
                     id,
                     path,

@@ -311,10 +311,9 @@ impl Root {
         }
     }
 
-    /// Makes everything written on the root's filesystem durable
-    /// (`syncfs`): one call for a whole batch of new files.
-    pub fn sync_all(&self) -> io::Result<()> {
-        rustix::fs::syncfs(readable(&self.dir)?).map_err(io::Error::from)
+    /// A plain descriptor of the root, for `syncfs` on its filesystem.
+    pub fn fs_handle(&self) -> io::Result<std::os::fd::OwnedFd> {
+        readable(&self.dir)
     }
 
     /// Makes the entries of the directory holding `p` durable (a rename

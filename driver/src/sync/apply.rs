@@ -168,6 +168,10 @@ fn ops_for(plan: &Plan, side: Side, phase: u8) -> (Vec<Op>, Vec<(usize, usize)>)
     (ops, map)
 }
 
+/// Finished changes recorded in one transaction at most (and at least, when
+/// the executor does not wait in between).
+const FLUSH_AT: usize = 512;
+
 /// Counts each change's steps down and commits it when they are all done.
 struct Tracker<'a> {
     remaining: Vec<usize>,
@@ -212,6 +216,11 @@ impl Observer for Tracker<'_> {
                 self.remaining[ci] -= 1;
                 if self.remaining[ci] == 0 && !self.failed[ci] {
                     self.ready.push(ci);
+                    // While replies keep coming the executor never idles:
+                    // record in bounded bursts all the same.
+                    if self.ready.len() >= FLUSH_AT {
+                        self.flush();
+                    }
                 }
             }
         }

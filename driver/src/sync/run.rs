@@ -148,12 +148,13 @@ pub(super) fn take_locks(
     pair: &Pair,
     agents: [&Agent; 2],
     ids: [String; 2],
+    list_ahead: bool,
 ) -> Result<Option<Pending>, DriverError> {
     let mut locks = [0; 2];
     for (i, _) in both() {
         locks[i] = agents[i].start(replicas::lock_request(job.run.force_unlock))?;
     }
-    let pending = if pair.first {
+    let mut pending = if pair.first || !list_ahead {
         None
     } else {
         let (filters, wants) = what_to_list(job);
@@ -163,11 +164,20 @@ pub(super) fn take_locks(
             let req = replicas::list_request(&RelPath::root(), &filters, wants, stored[i]);
             lists[i] = agents[i].start(req)?;
         }
-        Some(lists)
+        Some((lists, stored))
     };
     for (i, side) in both() {
         replicas::locked(agents[i].answer(locks[i])?, side)?;
     }
+    // A run of this pair killed between our read and our lock may have
+    // left a journal: then the digests asked with are stale, and the
+    // listings are asked for again (these ones' replies are passed over).
+    if let Some((_, stored)) = &pending {
+        if stored_digests(pair)? != *stored {
+            pending = None;
+        }
+    }
+    let pending = pending.map(|(lists, _)| lists);
     if let Some(d) = &pair.db {
         d.set_meta("replica_a", &ids[0])?;
         d.set_meta("replica_b", &ids[1])?;

@@ -82,15 +82,27 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
-    /// Phases 1 to 4: the state, the agents, the replica checks, the locks.
+    /// Phases 1 to 4: the state, the agents, the replica checks, the locks,
+    /// with the first pass's listings asked for right behind the locks.
     pub fn open(job: &SyncJob) -> Result<Session, DriverError> {
+        Session::open_with(job, true)
+    }
+
+    /// [`Session::open`] for a watch, which must start watching before its
+    /// first full listing (a change made after a folder was listed would
+    /// otherwise be seen by neither): no listing asked ahead.
+    pub fn open_watching(job: &SyncJob) -> Result<Session, DriverError> {
+        Session::open_with(job, false)
+    }
+
+    fn open_with(job: &SyncJob, list_ahead: bool) -> Result<Session, DriverError> {
         let mut session = Session {
             pair: open_state(job)?,
             agents: Vec::new(),
             locked: false,
             pending: None,
         };
-        match session.start(job) {
+        match session.start(job, list_ahead) {
             Ok(()) => Ok(session),
             Err(e) => {
                 let _ = session.close(false, &mut SyncSummary::default());
@@ -99,12 +111,12 @@ impl Session {
         }
     }
 
-    fn start(&mut self, job: &SyncJob) -> Result<(), DriverError> {
+    fn start(&mut self, job: &SyncJob, list_ahead: bool) -> Result<(), DriverError> {
         start_agents(job, &self.pair, &mut self.agents)?;
         let sides = self.sides();
         let ids = check_replicas(job, &self.pair, sides)?;
         if !job.run.dry_run {
-            self.pending = take_locks(job, &self.pair, sides, ids)?;
+            self.pending = take_locks(job, &self.pair, sides, ids, list_ahead)?;
             self.locked = true;
         }
         Ok(())

@@ -182,7 +182,7 @@ pub fn watch(
 ) -> Result<Ended, DriverError> {
     let mut backoff = Backoff::new(o.backoff.0, o.backoff.1);
     loop {
-        let error = match Session::open(job) {
+        let error = match Session::open_watching(job) {
             Ok(session) => match follow(job, o, session, control, reporter, &mut backoff)? {
                 Some(ended) => return Ok(ended),
                 None => continue, // lost, and the wait is over
