@@ -85,38 +85,26 @@ pub fn run(root: &Root, ready: Receiver<Ready>, out: &Sender<Message>, finished:
             }
         }
         let ids: Vec<(u64, RelPath)> = batch.iter().map(|r| (r.id, r.path.clone())).collect();
-        // A panic must not strand the batch's slots and replies.
-        let replies = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &fs {
-            Ok(fs) => commit(root, fs, batch),
-            Err(e) => batch
-                .into_iter()
-                .map(|r| {
-                    (
-                        r.id,
-                        Reply::error(
-                            Code::FileIo,
-                            r.path.as_bytes(),
-                            format!("cannot open the root for syncfs: {e}"),
-                        ),
-                    )
-                })
-                .collect(),
-        }))
-        .unwrap_or_else(|_| {
-            ids.into_iter()
-                .map(|(id, p)| {
-                    (
-                        id,
-                        Reply::error(Code::FileIo, p.as_bytes(), "commit failed (a bug)"),
-                    )
-                })
-                .collect()
-        });
+        let replies = match &fs {
+            Ok(fs) => {
+                // A panic must not strand the batch's slots and replies.
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| commit(root, fs, batch)))
+                    .unwrap_or_else(|_| all_failed(ids, "commit failed (a bug)"))
+            }
+            Err(e) => all_failed(ids, &format!("cannot open the root for syncfs: {e}")),
+        };
         for (id, rep) in replies {
             finished(id);
             let _ = out.send(Message::Reply { id, rep });
         }
     }
+}
+
+/// The same error for every file of a batch.
+fn all_failed(ids: Vec<(u64, RelPath)>, why: &str) -> Vec<(u64, Reply)> {
+    ids.into_iter()
+        .map(|(id, p)| (id, Reply::error(Code::FileIo, p.as_bytes(), why)))
+        .collect()
 }
 
 /// Makes one batch durable and renames it into place; the reply for each.

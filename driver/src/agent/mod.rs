@@ -8,12 +8,13 @@
 //! do. One-message requests (listings, hashes, mkdir…) are answered on the
 //! loop's thread. Signatures and deltas go to two worker lanes, one for
 //! files of 1 MiB and more and one for smaller files, so many small files
-//! never wait behind a large one. Each patch runs on a thread of its own
-//! (threads are reused, [`pool`]), fed by the loop; small new files are then made durable and renamed in
-//! groups by one commit thread ([`commit`]). All replies leave through one
-//! outbox thread. A
-//! `Watch` request starts one watcher thread ([`watch`]) that streams the
-//! replica's changes until it is cancelled.
+//! never wait behind a large one. A patch for a new file is held in the
+//! loop until it is whole and run by one writer thread ([`held`]); any
+//! other patch runs on a thread of its own (threads are reused,
+//! [`pool`]), fed by the loop. Small new files are then made durable and
+//! renamed in groups by one commit thread ([`commit`]). All replies leave
+//! through one outbox thread. A `Watch` request starts one watcher thread
+//! ([`watch`]) that streams the replica's changes until it is cancelled.
 //!
 //! When the client says goodbye or goes away, open patches keep their
 //! verified prefixes, deltas waiting for credit give up, and the agent

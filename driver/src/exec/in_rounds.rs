@@ -19,14 +19,14 @@ impl Exec<'_> {
             return Ok(());
         };
         let (spans, basis) = r.searched();
-        let id = self.src.start(Request::Match {
+        let req = Request::Match {
             path: x.src.as_bytes().to_vec(),
             spans,
             basis,
-        })?;
-        x.delta = Some(id);
-        self.at_src.insert(id, i);
-        for piece in std::mem::take(&mut x.sig).chunks(MAX_CHUNK) {
+        };
+        let sig = std::mem::take(&mut x.sig);
+        let id = self.ask_src(i, req)?;
+        for piece in sig.chunks(MAX_CHUNK) {
             self.src.feed(id, Feed::SigChunk(piece.to_vec()))?;
         }
         self.src.feed(id, Feed::SigEnd)
@@ -66,14 +66,12 @@ impl Exec<'_> {
                 Ok(())
             }
             Ok(Next::Plan(runs)) => {
-                let id = self.src.start(Request::Delta {
+                let req = Request::Delta {
                     path: x.src.as_bytes().to_vec(),
                     skip: r.partial,
                     plan: Some(runs),
-                })?;
-                x.delta = Some(id);
-                self.at_src.insert(id, i);
-                Ok(())
+                };
+                self.ask_src(i, req).map(|_| ())
             }
             Err(ChangedBetweenRounds) => self.finish(
                 i,

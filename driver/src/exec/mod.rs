@@ -245,19 +245,11 @@ impl Exec<'_> {
             };
             if x.expect == Expect::Absent && x.size < ASK_PARTIAL_FROM {
                 // New at the destination: no basis to sum, so no round
-                // trip to ask; the delta is the file's bytes, asked for
-                // as a plan with no runs (one message, no signature to
-                // feed). Should a file appear meanwhile, the patch's guard
-                // refuses it. (A large one still asks: a kept partial
-                // prefix may spare a resend.)
+                // trip to ask; the delta is the file's bytes. Should a file
+                // appear meanwhile, the patch's guard refuses it. (A large
+                // one still asks: a kept partial prefix may spare a resend.)
                 x.mode = Mode::Single;
-                let id = self.src.start(Request::Delta {
-                    path: x.src.as_bytes().to_vec(),
-                    skip: None,
-                    plan: Some(Vec::new()),
-                })?;
-                x.delta = Some(id);
-                self.at_src.insert(id, i);
+                self.ask_delta(i, None)?;
                 continue;
             }
             let coarse = in_rounds && !x.full_sums && x.size >= crate::engine::rounds::MIN_LEN;
@@ -461,7 +453,7 @@ impl Exec<'_> {
                             x.mode = Mode::Rounds(Box::new(Rounds::start(b.size, partial)));
                             self.ask_match(i)?;
                         }
-                        // No basis: the empty signature makes a literal delta.
+                        // No basis: a literal delta.
                         _ => self.ask_delta(i, partial)?,
                     },
                     Mode::Rounds(_) => self.ask_match(i)?,
@@ -503,24 +495,33 @@ impl Exec<'_> {
             return Ok(());
         };
         let sig = std::mem::take(&mut x.sig);
-        // No signature asked (a new file), or none wanted: all literal.
-        let sig = if whole_file || sig.is_empty() {
-            empty_signature()
-        } else {
-            sig
-        };
-        let skip = if x.full_sums { None } else { partial };
-        let id = self.src.start(Request::Delta {
+        // No basis (a new file, or none wanted): the whole file, asked as a
+        // plan with no runs, in one message with no signature to feed.
+        let whole = whole_file || sig.is_empty();
+        let req = Request::Delta {
             path: x.src.as_bytes().to_vec(),
-            skip,
-            plan: None,
-        })?;
-        x.delta = Some(id);
-        self.at_src.insert(id, i);
+            skip: if x.full_sums { None } else { partial },
+            plan: whole.then(Vec::new),
+        };
+        let id = self.ask_src(i, req)?;
+        if whole {
+            return Ok(());
+        }
         for piece in sig.chunks(MAX_CHUNK) {
             self.src.feed(id, Feed::SigChunk(piece.to_vec()))?;
         }
         self.src.feed(id, Feed::SigEnd)
+    }
+
+    /// Sends `req` (transfer `i`'s delta or match) to the source; its
+    /// replies come back to `i`.
+    fn ask_src(&mut self, i: usize, req: Request) -> Result<u64, DriverError> {
+        let id = self.src.start(req)?;
+        if let Some(x) = self.xfers.get_mut(&i) {
+            x.delta = Some(id);
+        }
+        self.at_src.insert(id, i);
+        Ok(id)
     }
 
     fn on_src(&mut self, id: u64, rep: Reply) -> Result<(), DriverError> {
@@ -690,14 +691,6 @@ impl Exec<'_> {
         }
         self.pump()
     }
-}
-
-/// A signature with no blocks: the delta becomes pure literal data.
-fn empty_signature() -> Vec<u8> {
-    use crate::engine::{Signature, SignatureParams};
-    let mut params = SignatureParams::native(0);
-    params.block_len = 1 << 16;
-    Signature::generate(&[], params).to_bytes()
 }
 
 #[cfg(test)]
