@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# A first sync of N small files (default 20,000) into a fresh ext4, beside
+# rsync -a: the step-by-step table of issue 10, way 6, in docs/benchmarks.md.
+# Each run gets a new filesystem (a loop-mounted image, mkfs'd anew), since
+# deleting the last run's tree leaves ext4 slower to allocate inodes and
+# the timings drift. Prints wall, user and system seconds per run, then a
+# no-change run of deltasync on the synced pair. With STRACE=1 it also
+# counts system calls per file of one more first sync (strace -f -c).
+#
+#   sudo benches/sync/first.sh
+#   sudo FILES=20000 RUNS=3 STRACE=1 benches/sync/first.sh
+#
+# Needs root (mount), mkfs.ext4 and rsync. Not part of the default test run.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+FILES=${FILES:-20000}
+RUNS=${RUNS:-3}
+[ "$(id -u)" = 0 ] || { echo "run as root (it mounts a loop image)" >&2; exit 1; }
+for t in mkfs.ext4 rsync python3; do
+  command -v "$t" >/dev/null || { echo "missing $t" >&2; exit 1; }
+done
+cargo build --release -q
+bin=$PWD/target/release/deltasync
+work=$(mktemp -d /tmp/dsfirst.XXXXXX)
+mnt=$work/mnt
+mkdir -p "$mnt"
+cleanup() {
+  umount "$mnt" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+python3 - "$work/src" "$FILES" <<'EOF'
+import os, sys
+root, n = sys.argv[1], int(sys.argv[2])
+for i in range(n):
+    d = f"{root}/d{i % 100:03d}/s{(i // 100) % 10}"
+    os.makedirs(d, exist_ok=True)
+    with open(f"{d}/f{i}.txt", "w") as f:
+        f.write(f"file {i}\n" * (1 + i % 20))
+EOF
+truncate -s 3G "$work/img"
+
+# A fresh filesystem at $mnt with an empty dst/, and no sync state.
+fresh() {
+  umount "$mnt" 2>/dev/null || true
+  mkfs.ext4 -q -F "$work/img"
+  mount -o loop "$work/img" "$mnt"
+  mkdir "$mnt/dst"
+  rm -rf "$work/src/.deltasync" # the pair's state lives in A/.deltasync/
+  sync
+}
+timed() { /usr/bin/time -f "$1: %e s wall, %U s user, %S s system" "${@:2}" >/dev/null; }
+
+echo "$FILES files; first sync into a fresh ext4 each run"
+for _ in $(seq "$RUNS"); do
+  fresh; timed "deltasync sync" "$bin" sync -q "$work/src" "$mnt/dst"
+  diff -r --exclude=.deltasync -q "$work/src" "$mnt/dst" >/dev/null || { echo "trees differ" >&2; exit 1; }
+  fresh; timed "rsync -a" rsync -a "$work/src/" "$mnt/dst/"
+done
+fresh; "$bin" sync -q "$work/src" "$mnt/dst"
+for _ in $(seq "$RUNS"); do
+  timed "deltasync sync, no change" "$bin" sync -q "$work/src" "$mnt/dst"
+  timed "rsync -a, no change" rsync -a "$work/src/" "$mnt/dst/"
+done
+if [ "${STRACE:-0}" = 1 ]; then
+  fresh
+  strace -f -c -o "$work/strace" "$bin" sync -q "$work/src" "$mnt/dst" >/dev/null
+  echo "system calls per file (strace -f -c, one first sync):"
+  awk -v n="$FILES" '$4 ~ /^[0-9]+$/ && $NF != "total" { printf "  %-14s %6.1f\n", $NF, $4 / n }' "$work/strace" | sort -k2 -nr | head -15
+fi
