@@ -30,15 +30,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-python3 - "$work/src" "$FILES" <<'EOF'
-import os, sys
-root, n = sys.argv[1], int(sys.argv[2])
-for i in range(n):
-    d = f"{root}/d{i % 100:03d}/s{(i // 100) % 10}"
-    os.makedirs(d, exist_ok=True)
-    with open(f"{d}/f{i}.txt", "w") as f:
-        f.write(f"file {i}\n" * (1 + i % 20))
-EOF
+python3 benches/sync/tree.py "$work/src" "$FILES"
 truncate -s 3G "$work/img"
 
 # A fresh filesystem at $mnt with an empty dst/, and no sync state.

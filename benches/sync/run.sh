@@ -39,15 +39,7 @@ trap cleanup EXIT
 export HOME=$work/home UNISON=$work/unison
 mkdir -p "$HOME" "$UNISON"
 
-python3 - "$work/src" "$FILES" <<'EOF'
-import os, sys
-root, n = sys.argv[1], int(sys.argv[2])
-for i in range(n):
-    d = f"{root}/d{i % 100:03d}/s{(i // 100) % 10}"
-    os.makedirs(d, exist_ok=True)
-    with open(f"{d}/f{i}.txt", "w") as f:
-        f.write(f"file {i}\n" * (1 + i % 20))
-EOF
+python3 benches/sync/tree.py "$work/src" "$FILES"
 
 # sshd on a free loopback port, with keys made here.
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
