@@ -558,6 +558,27 @@ fn a_swapped_replica_is_a_safety_stop() {
 }
 
 #[test]
+fn an_empty_mount_point_is_a_safety_stop_and_is_left_untouched() {
+    // An unmounted disk shows its mount point: an empty folder. The lock
+    // that checks the replica-id must refuse before it writes anything.
+    let p = pair();
+    write(&p.a, "one", b"1");
+    sync_ok(&p, &[]);
+    fs::remove_dir_all(&p.b).unwrap();
+    fs::create_dir(&p.b).unwrap();
+    let (code, v) = run(&p, &["--force", "--allow-empty"]);
+    assert_eq!(code, 51, "{v}");
+    let error = v["error"].as_str().unwrap();
+    assert!(error.contains("replica B has no replica-id"), "{v}");
+    assert_eq!(
+        fs::read_dir(&p.b).unwrap().count(),
+        0,
+        "nothing, not even .deltasync/, is written on the empty mount point"
+    );
+    assert_eq!(read(&p.a, "one").unwrap(), b"1");
+}
+
+#[test]
 fn a_held_lock_stops_the_run_and_a_dead_one_is_recovered() {
     let p = pair();
     write(&p.a, "one", b"1");

@@ -12,6 +12,10 @@ use std::path::Path;
 
 /// The per-replica work directory, never synced or listed.
 pub const WORK_DIR: &str = ".deltasync";
+/// The replica's id, made on its first sync.
+pub const REPLICA_ID_FILE: &str = ".deltasync/replica-id";
+/// The replica's lock, held by a running sync's agent.
+pub const LOCK_FILE: &str = ".deltasync/lock";
 
 /// A checked relative path; empty means the root itself.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]

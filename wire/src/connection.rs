@@ -39,7 +39,7 @@ pub const MAX_CHUNK: usize = 64 * 1024;
 /// before it waits for `Credit`.
 pub const DELTA_WINDOW: u64 = 2 << 20;
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// Bytes moved, shared between a connection's halves and whoever reports.
 #[derive(Debug, Default)]
@@ -345,7 +345,9 @@ impl<R: Read, W: Write> Connection<R, W> {
     }
 
     /// The client's side of the handshake: say hello with the compression
-    /// level we want (0: none), and read what the agent agreed to.
+    /// level we want (0: none), and read the agent's hello. The agent says
+    /// its hello as it starts, without waiting for ours, so the greeting
+    /// costs no round trip of its own.
     pub fn client_handshake(
         &mut self,
         program: &str,
@@ -355,21 +357,18 @@ impl<R: Read, W: Write> Connection<R, W> {
             .send(&Message::Hello(our_hello(program, compress_level)))?;
         self.writer.flush()?;
         let theirs = self.expect_hello()?;
-        self.apply(theirs)
+        let level = shared_level(&theirs, compress_level);
+        self.apply(theirs, level)
     }
 
-    /// The agent's side: read the client's hello and answer with what we accept.
+    /// The agent's side: say hello at once, then read the client's, whose
+    /// level is the one both sides use when both can read zstd.
     pub fn server_handshake(&mut self, program: &str) -> Result<Settings, WireError> {
-        let theirs = self.expect_hello()?;
-        let level = if theirs.features & FEATURE_ZSTD != 0 {
-            theirs.compress_level
-        } else {
-            0
-        };
-        let reply = our_hello(program, level);
-        self.writer.send(&Message::Hello(reply))?;
+        self.writer.send(&Message::Hello(our_hello(program, 0)))?;
         self.writer.flush()?;
-        self.apply(theirs)
+        let theirs = self.expect_hello()?;
+        let level = shared_level(&theirs, theirs.compress_level);
+        self.apply(theirs, level)
     }
 
     fn expect_hello(&mut self) -> Result<Hello, WireError> {
@@ -389,12 +388,7 @@ impl<R: Read, W: Write> Connection<R, W> {
         }
     }
 
-    fn apply(&mut self, theirs: Hello) -> Result<Settings, WireError> {
-        let level = if theirs.features & FEATURE_ZSTD != 0 {
-            theirs.compress_level
-        } else {
-            0
-        };
+    fn apply(&mut self, theirs: Hello, level: i32) -> Result<Settings, WireError> {
         if theirs.features & FEATURE_ZSTD != 0 {
             self.reader.allow_zstd()?;
         }
@@ -411,6 +405,16 @@ impl<R: Read, W: Write> Connection<R, W> {
             compress_level: level,
             peer_program: theirs.program,
         })
+    }
+}
+
+/// The level both sides use: the client's, when the peer can read zstd
+/// (we always can), else none.
+fn shared_level(theirs: &Hello, client_level: i32) -> i32 {
+    if theirs.features & FEATURE_ZSTD != 0 {
+        client_level
+    } else {
+        0
     }
 }
 

@@ -14,7 +14,6 @@
 
 use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 use std::sync::Mutex;
 
 use cap_fs_ext::{FollowSymlinks, OpenOptionsFollowExt};
@@ -22,15 +21,11 @@ use cap_std::fs::{MetadataExt as _, OpenOptions};
 use rustix::fs::FlockOperation;
 
 use super::root::Root;
-use crate::path::WORK_DIR;
+use crate::path::{LOCK_FILE, WORK_DIR};
 
 /// The lock this agent holds, if any.
 #[derive(Debug, Default)]
 pub struct Lock(Mutex<Option<std::fs::File>>);
-
-fn lock_path() -> std::path::PathBuf {
-    Path::new(WORK_DIR).join("lock")
-}
 
 impl Root {
     /// Takes the lock, writing `owner` into it; `Ok(Err(holder))` if a
@@ -53,14 +48,14 @@ impl Root {
                 .write(true)
                 .create(true)
                 .follow(FollowSymlinks::No);
-            let mut f = self.dir.open_with(lock_path(), &o)?.into_std();
+            let mut f = self.dir.open_with(LOCK_FILE, &o)?.into_std();
             match rustix::fs::flock(&f, FlockOperation::NonBlockingLockExclusive) {
                 Ok(()) => {}
                 Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
                     let mut holder = String::new();
                     let _ = f.read_to_string(&mut holder);
                     if force {
-                        self.dir.remove_file(lock_path())?;
+                        self.dir.remove_file(LOCK_FILE)?;
                         continue;
                     }
                     return Ok(Err(holder.trim().to_string()));
@@ -69,7 +64,7 @@ impl Root {
             }
             // Still the file at the path? (see RACE above)
             let ours = f.metadata()?;
-            match self.dir.symlink_metadata(lock_path()) {
+            match self.dir.symlink_metadata(LOCK_FILE) {
                 Ok(now) if now.ino() == ours.ino() && now.dev() == ours.dev() => {}
                 _ => continue,
             }
@@ -97,9 +92,9 @@ impl Root {
             return Ok(());
         };
         let ours = f.metadata()?;
-        if let Ok(now) = self.dir.symlink_metadata(lock_path()) {
+        if let Ok(now) = self.dir.symlink_metadata(LOCK_FILE) {
             if now.ino() == ours.ino() && now.dev() == ours.dev() {
-                self.dir.remove_file(lock_path())?;
+                self.dir.remove_file(LOCK_FILE)?;
             }
         }
         drop(f);

@@ -13,7 +13,7 @@ use deltasync_wire::{Code, Expect, Message, Reply, Request};
 use super::jobs::io_code;
 use super::list::{ListJob, hash_file, matcher, send_listing};
 use super::root::Root;
-use crate::path::RelPath;
+use crate::path::{LOCK_FILE, REPLICA_ID_FILE, RelPath};
 
 /// Answers request `id` on `out`.
 pub(super) fn run(root: &Root, id: u64, req: Request, out: &Sender<Message>) {
@@ -114,11 +114,11 @@ pub(super) fn handle(root: &Root, req: &Request) -> Reply {
             Ok(v) => Reply::Value(v.unwrap_or_default()),
             Err(e) => Reply::error(io_code(&e), b"", e),
         }),
-        Request::Lock { owner, force } => Ok(match root.lock(owner, *force) {
-            Ok(Ok(())) => Reply::Value(String::new()),
-            Ok(Err(holder)) => Reply::error(Code::Locked, b"", holder),
-            Err(e) => Reply::error(io_code(&e), b"", e),
-        }),
+        Request::Lock {
+            owner,
+            force,
+            replica,
+        } => Ok(lock(root, owner, *force, replica.as_deref())),
         Request::Unlock => Ok(done_or(&root_path, root.unlock())),
         Request::Space => Ok(match root.space() {
             Ok((avail, total)) => Reply::Value(format!("{avail} {total}")),
@@ -195,6 +195,25 @@ fn done_or(p: &RelPath, r: io::Result<()>) -> Reply {
     match r {
         Ok(()) => Reply::Done,
         Err(e) => Reply::error(io_code(&e), p.as_bytes(), e),
+    }
+}
+
+/// `Lock`, after the replica check when one is asked: on a root that is not
+/// the replica the client expects (an unmounted disk shows an empty mount
+/// point), nothing is written, not even `.deltasync/`. An error reading the
+/// id names its file; one taking the lock names the lock.
+fn lock(root: &Root, owner: &str, force: bool, replica: Option<&str>) -> Reply {
+    if let Some(want) = replica {
+        match root.replica_id(false) {
+            Ok(found) if found.as_deref() == Some(want) => {}
+            Ok(found) => return Reply::error(Code::Replica, b"", found.unwrap_or_default()),
+            Err(e) => return Reply::error(io_code(&e), REPLICA_ID_FILE.as_bytes(), e),
+        }
+    }
+    match root.lock(owner, force) {
+        Ok(Ok(())) => Reply::Value(String::new()),
+        Ok(Err(holder)) => Reply::error(Code::Locked, b"", holder),
+        Err(e) => Reply::error(io_code(&e), LOCK_FILE.as_bytes(), e),
     }
 }
 

@@ -21,7 +21,7 @@ use cap_std::fs::{Dir, Metadata, MetadataExt, OpenOptions};
 use deltasync_wire::{Entry, EntryKind, Expect, Links, ListWants, Mtime, StashArea};
 
 use super::lock::Lock;
-use crate::path::{RelPath, WORK_DIR};
+use crate::path::{REPLICA_ID_FILE, RelPath, WORK_DIR};
 
 /// A replica root opened for an agent.
 #[derive(Debug)]
@@ -480,8 +480,7 @@ impl Root {
 
     /// The replica's id, made on first use when `create` is set.
     pub fn replica_id(&self, create: bool) -> io::Result<Option<String>> {
-        let rel = Path::new(WORK_DIR).join("replica-id");
-        match self.dir.read_to_string(&rel) {
+        match self.dir.read_to_string(REPLICA_ID_FILE) {
             Ok(text) => return Ok(Some(text.trim().to_string())),
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
             Err(_) => {}
@@ -494,7 +493,7 @@ impl Root {
         std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut raw)?;
         let id: String = raw.iter().map(|b| format!("{b:02x}")).collect();
         self.dir.create_dir_all(WORK_DIR)?;
-        self.dir.write(&rel, format!("{id}\n"))?;
+        self.dir.write(REPLICA_ID_FILE, format!("{id}\n"))?;
         Ok(Some(id))
     }
 

@@ -10,7 +10,7 @@ use super::plan::Side;
 use crate::client::Agent;
 use crate::copy::{Event, Reporter};
 use crate::error::DriverError;
-use crate::path::RelPath;
+use crate::path::{LOCK_FILE, RelPath};
 use crate::state::Synced;
 
 /// "A" or "B".
@@ -41,10 +41,7 @@ pub(super) fn replica_id(
             "replica {} ({root}) refuses changes: {message}; a sync needs both sides writable",
             side_name(side)
         ))),
-        Reply::Error { message, .. } => Err(DriverError::SafetyStop(format!(
-            "replica {} ({root}) cannot be read: {message}; is it missing or unmounted?",
-            side_name(side)
-        ))),
+        Reply::Error { message, .. } => Err(unreadable(side, root, &message)),
         other => Err(unexpected(other)),
     }
 }
@@ -70,8 +67,9 @@ pub(super) fn pair_note(
 /// The request that takes a replica's lock for the life of its agent,
 /// naming this run as its owner. A lock left by a run that died was
 /// released with its agent (`flock`), so a held lock is a live run's
-/// (unless `force`).
-pub(super) fn lock_request(force: bool) -> Request {
+/// (unless `force`). With `replica`, the agent takes it only if the root's
+/// replica-id is that one: the check and the lock in one round trip.
+pub(super) fn lock_request(force: bool, replica: Option<String>) -> Request {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .unwrap_or_default()
         .trim()
@@ -81,12 +79,70 @@ pub(super) fn lock_request(force: bool) -> Request {
         std::process::id(),
         chrono::Local::now().to_rfc3339()
     );
-    Request::Lock { owner, force }
+    Request::Lock {
+        owner,
+        force,
+        replica,
+    }
+}
+
+/// The replica a lock was asked to check: the id the state remembers and
+/// the root, for the messages.
+pub(super) struct Expected<'a> {
+    pub id: &'a str,
+    pub root: &'a str,
+}
+
+/// A root whose replica-id is `found` (empty: none) where the state
+/// remembers `known`: a safety stop.
+pub(super) fn not_the_replica(side: Side, found: &str, known: &str) -> DriverError {
+    let name = side_name(side);
+    DriverError::SafetyStop(if found.is_empty() {
+        format!(
+            "replica {name} has no replica-id, but the state remembers {known}: a different or emptied disk?"
+        )
+    } else {
+        format!(
+            "replica {name} has replica-id {found}, but the state remembers {known}: a swapped disk or a path to the wrong folder?"
+        )
+    })
+}
+
+/// A root whose replica-id cannot be read: a safety stop.
+fn unreadable(side: Side, root: &str, message: &str) -> DriverError {
+    DriverError::SafetyStop(format!(
+        "replica {} ({root}) cannot be read: {message}; is it missing or unmounted?",
+        side_name(side)
+    ))
 }
 
 /// What the answer to [`lock_request`] means.
-pub(super) fn locked(rep: Reply, side: Side) -> Result<(), DriverError> {
+pub(super) fn locked(
+    rep: Reply,
+    side: Side,
+    expected: Option<Expected<'_>>,
+) -> Result<(), DriverError> {
     let name = side_name(side);
+    // With a check, the agent reads the id before it locks: any failure
+    // but the lock's own is the root's (a root it cannot open answers so).
+    if let (
+        Some(e),
+        Reply::Error {
+            code,
+            path,
+            message,
+        },
+    ) = (&expected, &rep)
+    {
+        match code {
+            Code::Replica => return Err(not_the_replica(side, message, e.id)),
+            Code::Locked | Code::Refused => {}
+            _ if path.as_slice() != LOCK_FILE.as_bytes() => {
+                return Err(unreadable(side, e.root, message));
+            }
+            _ => {}
+        }
+    }
     match rep {
         Reply::Value(_) => Ok(()),
         Reply::Error {

@@ -5,7 +5,10 @@
 //! 2. [`start_agents`]: one agent per side;
 //! 3. [`check_replicas`]: replica ids and pair notes (a swapped disk, a
 //!    missing root or a lost database stops here);
-//! 4. [`take_locks`];
+//! 4. [`take_locks`]. When the state remembers both ids
+//!    ([`remembered_ids`]), phase 3 is folded into this one: each agent
+//!    checks its root's id before it writes its lock, and the run saves a
+//!    round trip;
 //! 5. [`read_sides`]: both listings (or their digests), the journal of a
 //!    killed run settled, and the hashes the plan needs;
 //! 6. [`plan_and_check`]: the pure plan, then the safety stops;
@@ -103,20 +106,10 @@ pub(super) fn check_replicas(
             Some(d) => d.meta(key)?,
             None => None,
         };
-        match known {
-            Some(k) if id.is_empty() => {
-                return Err(DriverError::SafetyStop(format!(
-                    "replica {} has no replica-id, but the state remembers {k}: a different or emptied disk?",
-                    side_name(side)
-                )));
+        if let Some(k) = known {
+            if k != id {
+                return Err(replicas::not_the_replica(side, &id, &k));
             }
-            Some(k) if k != id => {
-                return Err(DriverError::SafetyStop(format!(
-                    "replica {} has replica-id {id}, but the state remembers {k}: a swapped disk or a path to the wrong folder?",
-                    side_name(side)
-                )));
-            }
-            _ => {}
         }
         // A side that remembers this pair means the state was lost, not
         // that this is a first sync (an unmounted disk shows an empty folder).
@@ -132,11 +125,29 @@ pub(super) fn check_replicas(
     Ok(ids)
 }
 
+/// The ids the state remembers for both sides, when the locks can check
+/// them (phase 3 folded into phase 4): not on a first sync, which makes
+/// the ids, nor on a dry run, which takes no lock.
+pub(super) fn remembered_ids(
+    job: &SyncJob,
+    pair: &Pair,
+) -> Result<Option<[String; 2]>, DriverError> {
+    let Some(d) = pair.db.as_ref().filter(|_| !pair.first && !job.run.dry_run) else {
+        return Ok(None);
+    };
+    Ok(match (d.meta("replica_a")?, d.meta("replica_b")?) {
+        (Some(a), Some(b)) if !a.is_empty() && !b.is_empty() => Some([a, b]),
+        _ => None,
+    })
+}
+
 /// The listing requests a session sent right behind its locks, one per
 /// side, for its first full pass to read (phase 5).
 pub(super) type Pending = [u64; 2];
 
 /// Phase 4: both locks, then the ids and notes that say "synced before".
+/// With `checked`, each lock is taken only if the side's replica-id is
+/// `ids`' (phase 3, done by the agent before it writes anything).
 ///
 /// Unless this is a first sync (whose pair notes come after the locks),
 /// each side's listing is asked for right behind its lock, without waiting:
@@ -148,11 +159,13 @@ pub(super) fn take_locks(
     pair: &Pair,
     agents: [&Agent; 2],
     ids: [String; 2],
+    checked: bool,
     list_ahead: bool,
 ) -> Result<Option<Pending>, DriverError> {
     let mut locks = [0; 2];
     for (i, _) in both() {
-        locks[i] = agents[i].start(replicas::lock_request(job.run.force_unlock))?;
+        let replica = checked.then(|| ids[i].clone());
+        locks[i] = agents[i].start(replicas::lock_request(job.run.force_unlock, replica))?;
     }
     let mut pending = if pair.first || !list_ahead {
         None
@@ -167,7 +180,12 @@ pub(super) fn take_locks(
         Some((lists, stored))
     };
     for (i, side) in both() {
-        replicas::locked(agents[i].answer(locks[i])?, side)?;
+        let root = root_text(if i == 0 { &job.a } else { &job.b });
+        let expected = checked.then(|| replicas::Expected {
+            id: &ids[i],
+            root: &root,
+        });
+        replicas::locked(agents[i].answer(locks[i])?, side, expected)?;
     }
     // A run of this pair killed between our read and our lock may have
     // left a journal: then the digests asked with are stale, and the

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use super::run::{
     Pair, Pending, Read, breaks_digests, check_replicas, finish, open_state, plan_and_check,
-    read_hashes, read_sides, start_agents, take_locks,
+    read_hashes, read_sides, remembered_ids, start_agents, take_locks,
 };
 use super::{SyncJob, SyncSummary, apply, replicas, space, state_path};
 use crate::client::Agent;
@@ -114,9 +114,15 @@ impl Session {
     fn start(&mut self, job: &SyncJob, list_ahead: bool) -> Result<(), DriverError> {
         start_agents(job, &self.pair, &mut self.agents)?;
         let sides = self.sides();
-        let ids = check_replicas(job, &self.pair, sides)?;
+        // Ids the state remembers are checked by the locks, a round trip less.
+        let remembered = remembered_ids(job, &self.pair)?;
+        let checked = remembered.is_some();
+        let ids = match remembered {
+            Some(ids) => ids,
+            None => check_replicas(job, &self.pair, sides)?,
+        };
         if !job.run.dry_run {
-            self.pending = take_locks(job, &self.pair, sides, ids, list_ahead)?;
+            self.pending = take_locks(job, &self.pair, sides, ids, checked, list_ahead)?;
             self.locked = true;
         }
         Ok(())

@@ -259,8 +259,13 @@ fn put_request(e: &mut Enc, r: &Request) -> u8 {
             e.u8(u8::from(*create));
             kind::REPLICA_ID
         }
-        Request::Lock { owner, force } => {
+        Request::Lock {
+            owner,
+            force,
+            replica,
+        } => {
             e.str(owner).u8(u8::from(*force));
+            put_opt_str(e, replica.as_deref());
             kind::LOCK
         }
         Request::Unlock => kind::UNLOCK,
@@ -272,10 +277,7 @@ fn put_request(e: &mut Enc, r: &Request) -> u8 {
         }
         Request::Pair { pair, set } => {
             e.str(pair);
-            match set {
-                Some(v) => e.u8(1).str(v),
-                None => e.u8(0),
-            };
+            put_opt_str(e, set.as_deref());
             kind::PAIR
         }
     }
@@ -533,6 +535,7 @@ fn get_request(k: u8, d: &mut Dec<'_>) -> Result<Request, WireError> {
         LOCK => Request::Lock {
             owner: d.string(MAX_TEXT)?,
             force: d.bool()?,
+            replica: get_opt_str(d)?,
         },
         UNLOCK => Request::Unlock,
         SPACE => Request::Space,
@@ -540,11 +543,7 @@ fn get_request(k: u8, d: &mut Dec<'_>) -> Result<Request, WireError> {
         PURGE => Request::Purge { days: d.u32()? },
         _ => Request::Pair {
             pair: d.string(MAX_TEXT)?,
-            set: if d.bool()? {
-                Some(d.string(MAX_TEXT)?)
-            } else {
-                None
-            },
+            set: get_opt_str(d)?,
         },
     })
 }

@@ -539,6 +539,22 @@ pub(super) fn get_area(d: &mut Dec<'_>) -> Result<StashArea, WireError> {
     })
 }
 
+/// An optional short text: a flag byte, then the text if present.
+pub(super) fn put_opt_str(e: &mut Enc, s: Option<&str>) {
+    match s {
+        Some(v) => e.u8(1).str(v),
+        None => e.u8(0),
+    };
+}
+
+pub(super) fn get_opt_str(d: &mut Dec<'_>) -> Result<Option<String>, WireError> {
+    Ok(if d.bool()? {
+        Some(d.string(MAX_TEXT)?)
+    } else {
+        None
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -57,7 +57,8 @@ pub struct Hello {
     pub features: u64,
     /// The largest frame this side accepts.
     pub max_frame: u32,
-    /// zstd level asked for (client) or agreed (server); 0 is off.
+    /// zstd level asked for (client; 0 is off). The agent, which greets
+    /// before it has read the client's, says 0.
     pub compress_level: i32,
 }
 
@@ -88,6 +89,9 @@ pub enum Code {
     Busy,
     /// A special file (FIFO, socket, device) was skipped. 45.
     Skipped,
+    /// The root is not the replica the client expected; the message is the
+    /// replica-id found (empty: none). 46.
+    Replica,
     /// A code this build does not know.
     Other(u32),
 }
@@ -106,6 +110,7 @@ impl Code {
             Code::Locked => 43,
             Code::Busy => 44,
             Code::Skipped => 45,
+            Code::Replica => 46,
             Code::Other(n) => n,
         }
     }
@@ -123,6 +128,7 @@ impl Code {
             43 => Code::Locked,
             44 => Code::Busy,
             45 => Code::Skipped,
+            46 => Code::Replica,
             n => Code::Other(n),
         }
     }
@@ -214,7 +220,13 @@ pub enum Request {
     /// Read (with `create`, make) the replica id: `Value`.
     ReplicaId { create: bool },
     /// Take the replica's lock for the life of this connection: `Value`.
-    Lock { owner: String, force: bool },
+    /// With `replica`, only if the root's replica-id is that one (checked
+    /// before the lock is written; `Replica` error otherwise).
+    Lock {
+        owner: String,
+        force: bool,
+        replica: Option<String>,
+    },
     /// Release our lock: `Done`.
     Unlock,
     /// Remove stashed entries and partial files older than `days`: `Done`.

@@ -209,6 +209,15 @@ fn samples() -> Vec<Message> {
             Request::Lock {
                 owner: "host 12 now".into(),
                 force: false,
+                replica: None,
+            },
+        ),
+        call(
+            21,
+            Request::Lock {
+                owner: "host 12 later".into(),
+                force: true,
+                replica: Some("r-1234".into()),
             },
         ),
         call(15, Request::Unlock),
