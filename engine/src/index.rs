@@ -1,7 +1,10 @@
 //! The lookup table the delta scanner probes at every byte offset.
 //!
 //! Open addressing with linear probing over `(weak, block)` pairs, sized to a
-//! load of at most one half. Blocks with the same weak *and* strong sum are
+//! load of at most one half. In front of it, a bitmap of the weak sums
+//! present (about 32 bits per block) answers the question asked at nearly
+//! every offset, "could any block have this weak sum?", with one load and
+//! no probing; only its few yeses reach the table. Blocks with the same weak *and* strong sum are
 //! stored once, the first one kept: that is librsync's rule, and it decides
 //! which of several identical basis blocks a copy command names.
 
@@ -18,6 +21,15 @@ pub struct IndexedSignature {
     shift: u32,
     /// `(weak sum, block index)`; `block == EMPTY` marks a free slot.
     slots: Vec<(u32, u32)>,
+    /// One bit per hashed weak sum, set for every block's.
+    filter: Vec<u64>,
+    filter_shift: u32,
+}
+
+/// Fibonacci hashing: the rollsum's low bits are poorly spread.
+#[inline]
+fn spread(weak: u32) -> u32 {
+    weak.wrapping_mul(0x9E37_79B1)
 }
 
 /// A lazily computed strong hash of the window being matched: it is needed
@@ -52,13 +64,19 @@ impl IndexedSignature {
     pub fn new(sig: Signature) -> IndexedSignature {
         let want = (sig.len() * 2).max(16).next_power_of_two();
         let bits = want.trailing_zeros();
+        // 32 bits per block: about 3% of offsets pass the filter in vain.
+        let filter_bits = (sig.len() * 32).clamp(1 << 12, 1 << 26).next_power_of_two();
         let mut index = IndexedSignature {
             shift: 32 - bits,
             slots: vec![(0, EMPTY); want],
+            filter: vec![0; filter_bits / 64],
+            filter_shift: 32 - filter_bits.trailing_zeros(),
             sig,
         };
         for block in 0..index.sig.len() {
             index.insert(block as u32);
+            let bit = index.filter_bit(index.sig.weak(block));
+            index.filter[bit / 64] |= 1 << (bit % 64);
         }
         index
     }
@@ -70,8 +88,12 @@ impl IndexedSignature {
 
     #[inline]
     fn home(&self, weak: u32) -> usize {
-        // Fibonacci hashing: the rollsum's low bits are poorly spread.
-        (weak.wrapping_mul(0x9E37_79B1) >> self.shift) as usize
+        (spread(weak) >> self.shift) as usize
+    }
+
+    #[inline]
+    fn filter_bit(&self, weak: u32) -> usize {
+        (spread(weak) >> self.filter_shift) as usize
     }
 
     fn insert(&mut self, block: u32) {
@@ -91,21 +113,12 @@ impl IndexedSignature {
         }
     }
 
-    /// True if some block has this weak sum: the cheap test before hashing.
+    /// False if no block has this weak sum; true if one may (the filter's
+    /// bit is set): the cheap test before [`find`](Self::find) and hashing.
     #[inline]
-    pub(crate) fn has_weak(&self, weak: u32) -> bool {
-        let mask = self.slots.len() - 1;
-        let mut at = self.home(weak);
-        loop {
-            let (w, b) = self.slots[at];
-            if b == EMPTY {
-                return false;
-            }
-            if w == weak {
-                return true;
-            }
-            at = (at + 1) & mask;
-        }
+    pub(crate) fn may_have(&self, weak: u32) -> bool {
+        let bit = self.filter_bit(weak);
+        self.filter[bit / 64] & (1 << (bit % 64)) != 0
     }
 
     /// The block whose weak and strong sums match the candidate window.
@@ -125,5 +138,35 @@ impl IndexedSignature {
             }
             at = (at + 1) & mask;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{SigFormat, SignatureParams};
+
+    #[test]
+    fn the_filter_passes_every_block_and_few_others() {
+        let data: Vec<u8> = (0..(1u64 << 20))
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let params = SignatureParams::rdiff(
+            SigFormat::Md4RabinKarp,
+            Some(data.len() as u64),
+            Some(1024),
+            None,
+        )
+        .unwrap();
+        let index = IndexedSignature::new(Signature::generate(&data, params));
+        let blocks = index.signature().len();
+        assert_eq!(blocks, 1024);
+        for b in 0..blocks {
+            assert!(index.may_have(index.signature().weak(b)), "block {b}");
+        }
+        // Sums no block has: at 32 filter bits per block, about 3% pass.
+        let others = (0..100_000u32).map(|i| i.wrapping_mul(0x2545_F491) ^ 0x5bd1_e995);
+        let passed = others.filter(|&w| index.may_have(w)).count();
+        assert!(passed < 6_000, "{passed} of 100,000 passed the filter");
     }
 }

@@ -51,7 +51,8 @@ impl Prefetch {
         scope.spawn(move || {
             // Stops when the consumer hangs up (a send or receive fails) or at the end.
             while let Ok(mut buf) = empty_rx.recv() {
-                buf.clear();
+                // A recycled buffer keeps its old bytes: they are read over
+                // (and cut off after a short read), so only growth is zeroed.
                 buf.resize(head + chunk, 0);
                 let result = read_full(&mut input, &mut buf[head..]).map(|n| {
                     buf.truncate(head + n);

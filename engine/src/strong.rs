@@ -20,6 +20,17 @@ pub(crate) fn hash_one(kind: StrongKind, data: &[u8]) -> Digest {
     out
 }
 
+/// How many blocks [`hash_blocks`] hashes at once for `kind`: a batch of
+/// that many costs about what one block alone costs, so a caller with a
+/// few windows to hash may as well fill the lanes.
+pub(crate) fn lanes(kind: StrongKind) -> usize {
+    match kind {
+        StrongKind::Md4 => 8,
+        StrongKind::Blake2 => blake2b_simd::many::MAX_DEGREE,
+        StrongKind::Blake3 => 1,
+    }
+}
+
 /// Hashes `data` cut into `block_len` pieces (the last may be short) and
 /// calls `sink(index, digest)` for each, in order. This is the signature's
 /// hot loop, so each hash uses its widest path.

@@ -16,7 +16,7 @@ use std::io::{Read, Write};
 use crate::error::DeltaError;
 use crate::format::WeakKind;
 use crate::index::IndexedSignature;
-use crate::weak::{RabinKarp, Rollsum};
+use crate::weak::{RabinKarp, Rolling, Rollsum};
 use emit::Emitter;
 
 /// How to compute a delta.
@@ -39,6 +39,34 @@ impl Default for DeltaOptions {
             min_segment: 256 << 10,
         }
     }
+}
+
+/// The scanners' hot loop: slides `w`'s window (`b` bytes starting at
+/// `pos`) one byte at a time until the index may hold its weak sum, or
+/// until `end`. Returns the offset it stopped at; the window there has not
+/// been looked up when that is `end`. `buf` must hold `end + b` bytes or
+/// more (every window rolled through, and its next byte).
+#[inline]
+pub(crate) fn roll<R: Rolling>(
+    index: &IndexedSignature,
+    buf: &[u8],
+    b: usize,
+    w: &mut R,
+    pos: usize,
+    end: usize,
+) -> usize {
+    if pos >= end {
+        return pos;
+    }
+    let leaving = &buf[pos..end];
+    let entering = &buf[pos + b..end + b];
+    for (k, (&out, &inb)) in leaving.iter().zip(entering).enumerate() {
+        if index.may_have(w.digest()) {
+            return pos + k;
+        }
+        w.rotate(out, inb);
+    }
+    end
 }
 
 /// Streams the delta of `new` against `sig` into `out`.

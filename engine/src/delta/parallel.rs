@@ -19,6 +19,7 @@ use std::io::{self, Read, Write};
 
 use super::DeltaOptions;
 use super::emit::Emitter;
+use super::roll;
 use crate::index::{Candidate, IndexedSignature};
 use crate::io_util::Prefetch;
 use crate::strong::{self, Digest};
@@ -214,14 +215,22 @@ fn walk<R: Rolling>(index: &IndexedSignature, buf: &[u8], b: usize, s: usize, e:
             while hits < BATCH && p + hits * b < e {
                 let at = p + hits * b;
                 sums[hits] = R::of(&buf[at..at + b]);
-                if !index.has_weak(sums[hits].digest()) {
+                if !index.may_have(sums[hits].digest()) {
                     break;
                 }
                 hits += 1;
             }
             if hits >= 2 {
+                // Fill the hash's lanes when the buffer allows: the extra
+                // windows cost next to nothing and their digests are unused.
+                let filled = hits.next_multiple_of(strong::lanes(kind)).min(BATCH);
+                let hashed = if p + filled * b <= buf.len() {
+                    filled
+                } else {
+                    hits
+                };
                 let mut digests = [[0u8; 32]; BATCH];
-                strong::hash_blocks(kind, &buf[p..p + hits * b], b, |i, d: &Digest| {
+                strong::hash_blocks(kind, &buf[p..p + hashed * b], b, |i, d: &Digest| {
                     digests[i] = *d;
                 });
                 for j in 0..hits {
@@ -246,14 +255,15 @@ fn walk<R: Rolling>(index: &IndexedSignature, buf: &[u8], b: usize, s: usize, e:
             weak = Some(sums[0]);
         }
         let Some(w) = weak.as_mut() else { continue };
-        let digest = w.digest();
-        if index.has_weak(digest) {
-            if let Some(block) = index.find(digest, &mut Candidate::new(&buf[p..p + b])) {
-                matches.push((p, block));
-                p += b;
-                weak = None;
-                continue;
-            }
+        p = roll(index, buf, b, w, p, e);
+        if p >= e {
+            break;
+        }
+        if let Some(block) = index.find(w.digest(), &mut Candidate::new(&buf[p..p + b])) {
+            matches.push((p, block));
+            p += b;
+            weak = None;
+            continue;
         }
         w.rotate(buf[p], buf[p + b]);
         p += 1;

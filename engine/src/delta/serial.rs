@@ -11,6 +11,7 @@
 use std::io::{self, Read, Write};
 
 use super::emit::Emitter;
+use super::roll;
 use crate::index::{Candidate, IndexedSignature};
 use crate::weak::Rolling;
 
@@ -49,17 +50,18 @@ pub(crate) fn scan<R: Rolling, W: Write>(
         let end = buf.len();
         while pos + b < end {
             let w = weak.get_or_insert_with(|| R::of(&buf[pos..pos + b]));
-            let digest = w.digest();
-            if index.has_weak(digest) {
-                let mut cand = Candidate::new(&buf[pos..pos + b]);
-                if let Some(block) = index.find(digest, &mut cand) {
-                    emitter.miss(&buf[miss_from..pos])?;
-                    emitter.matched(u64::from(block) * b as u64, b as u64)?;
-                    pos += b;
-                    miss_from = pos;
-                    weak = None;
-                    continue;
-                }
+            pos = roll(index, &buf, b, w, pos, end - b);
+            if pos + b >= end {
+                break;
+            }
+            let mut cand = Candidate::new(&buf[pos..pos + b]);
+            if let Some(block) = index.find(w.digest(), &mut cand) {
+                emitter.miss(&buf[miss_from..pos])?;
+                emitter.matched(u64::from(block) * b as u64, b as u64)?;
+                pos += b;
+                miss_from = pos;
+                weak = None;
+                continue;
             }
             w.rotate(buf[pos], buf[pos + b]);
             pos += 1;
