@@ -256,6 +256,7 @@ fn escaping_paths_are_refused() {
             Request::Delta {
                 path: b"../outside/canary".to_vec(),
                 skip: None,
+                prefix: None,
                 plan: None,
             },
         ),
@@ -276,6 +277,7 @@ fn escaping_paths_are_refused() {
             Request::Delta {
                 path: b"escape/canary".to_vec(),
                 skip: None,
+                prefix: None,
                 plan: Some(vec![Run {
                     new_off: 0,
                     basis_off: 0,
@@ -343,6 +345,7 @@ fn a_signature_with_block_len_zero_is_refused() {
         Request::Delta {
             path: b"f".to_vec(),
             skip: None,
+            prefix: None,
             plan: None,
         },
     ));
@@ -509,6 +512,7 @@ fn work_in_flight_is_capped() {
             Request::Delta {
                 path: b"f".to_vec(),
                 skip: None,
+                prefix: None,
                 plan: None,
             },
         ));
@@ -654,6 +658,7 @@ fn hostile_rounds_get_errors_or_harmless_answers() {
         Request::Delta {
             path: b"f".to_vec(),
             skip: None,
+            prefix: None,
             plan: Some(vec![Run {
                 new_off: 10,
                 basis_off: 1 << 60,

@@ -13,9 +13,10 @@ use std::collections::HashMap;
 
 use deltasync_engine::rounds::check_runs;
 use deltasync_wire::{
-    Attrs, Code, Expect, Feed, FileStat, Message, Partial, Reply, Request, Run, SigShape, Span,
+    Attrs, Code, Expect, Feed, FileStat, Message, Partial, Reply, Request, SigShape, Span,
 };
 
+use super::jobs::Planned;
 use crate::path::RelPath;
 
 /// Most patches running at once (each is a thread writing a file).
@@ -61,7 +62,7 @@ pub enum Action {
         path: RelPath,
         skip: Option<Partial>,
         sig: Vec<u8>,
-        plan: Option<Vec<Run>>,
+        plan: Option<Planned>,
     },
     /// Queue one round's search against a complete signature.
     Match {
@@ -247,9 +248,19 @@ impl Core {
                     shape,
                 }]
             }
-            Request::Delta { skip, plan, .. } => {
+            Request::Delta {
+                skip, prefix, plan, ..
+            } => {
                 if self.jobs >= MAX_JOBS {
                     return vec![self.busy(id, &path, "signature and delta jobs", MAX_JOBS)];
+                }
+                if prefix.is_some() && plan.is_none() {
+                    return vec![refuse(
+                        id,
+                        Code::Data,
+                        path.as_bytes(),
+                        "a delta's prefix comes with a plan",
+                    )];
                 }
                 if let Some(runs) = plan {
                     // A plan needs no signature: the job starts now. Its
@@ -269,7 +280,7 @@ impl Core {
                         path,
                         skip,
                         sig: Vec::new(),
-                        plan: Some(runs),
+                        plan: Some(Planned { runs, prefix }),
                     }];
                 }
                 self.gather(id, path, Then::Delta(skip), 0)
@@ -519,6 +530,7 @@ mod tests {
         let delta = |p: &[u8]| Request::Delta {
             path: p.to_vec(),
             skip: None,
+            prefix: None,
             plan: None,
         };
         // One request may not pass MAX_SIGNATURE.
@@ -585,6 +597,25 @@ mod tests {
     }
 
     #[test]
+    fn a_prefix_without_a_plan_is_refused() {
+        let mut c = Core::new();
+        let a = c.handle(call(
+            1,
+            Request::Delta {
+                path: b"f".to_vec(),
+                skip: None,
+                prefix: Some(Partial {
+                    len: 10,
+                    blake3: [0; 32],
+                }),
+                plan: None,
+            },
+        ));
+        assert!(is_error(&a, Code::Data), "{a:?}");
+        assert_eq!(c.open_count(), 0);
+    }
+
+    #[test]
     fn plans_and_spans_count_against_the_signature_budget() {
         use deltasync_wire::{Run, Span};
         let mut c = Core::new();
@@ -603,6 +634,7 @@ mod tests {
                 Request::Delta {
                     path: b"f".to_vec(),
                     skip: None,
+                    prefix: None,
                     plan: Some(runs.clone()),
                 },
             ));

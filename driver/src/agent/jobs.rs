@@ -253,12 +253,30 @@ pub fn matches(
     let _ = out.send(Message::Reply { id, rep });
 }
 
+/// True if `file`'s first `prefix.len` bytes have BLAKE3 `prefix.blake3`.
+fn starts_with(file: &mut File, prefix: &Partial) -> io::Result<bool> {
+    let mut hasher = blake3::Hasher::new();
+    let read = io::copy(&mut file.take(prefix.len), &mut hasher)?;
+    Ok(read == prefix.len && *hasher.finalize().as_bytes() == prefix.blake3)
+}
+
 /// What a delta is made against: a peer's signature, or the rounds' runs.
 pub enum Against<'a> {
     /// A serialized signature.
     Signature(&'a [u8]),
-    /// Runs found by the rounds.
-    Plan(&'a [Run]),
+    /// Runs found by the rounds, or guessed.
+    Plan(&'a Planned),
+}
+
+/// A delta's runs, known without a signature: found by the rounds, or (with
+/// `prefix`) guessed by a client that knows what the destination holds, an
+/// append, which stands only if the file starts with exactly that.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Planned {
+    /// Where the new file equals the basis.
+    pub runs: Vec<Run>,
+    /// The first `len` bytes the file must have, by BLAKE3.
+    pub prefix: Option<Partial>,
 }
 
 /// The delta of the file at `p` against a signature or a plan, skipping a
@@ -291,10 +309,24 @@ fn try_delta(
         Against::Signature(sig) => Ok(IndexedSignature::new(
             read_signature(sig, &Limits::default()).map_err(|e| fail(Code::Data, &e))?,
         )),
-        Against::Plan(plan) => Err(runs::runs_in(plan)),
+        Against::Plan(planned) => Err(runs::runs_in(&planned.runs)),
     };
     let mut file = root.open_file(p).map_err(|e| fail(io_code(&e), &e))?;
     let before = stat_of(&file).map_err(|e| fail(Code::FileIo, &e))?;
+    if let Against::Plan(Planned {
+        prefix: Some(prefix),
+        ..
+    }) = against
+    {
+        if !starts_with(&mut file, prefix).map_err(|e| fail(Code::FileIo, &e))? {
+            return Err(fail(
+                Code::NotPrefix,
+                &"does not start with the destination's file",
+            ));
+        }
+        file.seek(SeekFrom::Start(0))
+            .map_err(|e| fail(Code::FileIo, &e))?;
+    }
     let mut hasher = blake3::Hasher::new();
     let mut skipped = 0;
     if let Some(prefix) = skip.filter(|s| s.len <= before.size) {

@@ -48,8 +48,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam::channel::{Receiver, Sender, bounded, unbounded};
 use deltasync_wire::{
-    Code, Connection, DELTA_WINDOW, FileStat, Message, MessageReader, Partial, Reply, Run,
-    SigShape, Span, WireError,
+    Code, Connection, DELTA_WINDOW, FileStat, Message, MessageReader, Partial, Reply, SigShape,
+    Span, WireError,
 };
 
 use self::core::{Action, Core, Input};
@@ -239,7 +239,7 @@ enum Job {
         path: RelPath,
         skip: Option<Partial>,
         sig: Vec<u8>,
-        plan: Option<Vec<Run>>,
+        plan: Option<jobs::Planned>,
         credit: Arc<Credit>,
     },
     Match {
@@ -653,7 +653,7 @@ fn lane(root: &Root, jobs: Receiver<Job>, out: &Sender<Message>, done: &Sender<E
                 ..
             } => {
                 let against = match &plan {
-                    Some(runs) => jobs::Against::Plan(runs),
+                    Some(planned) => jobs::Against::Plan(planned),
                     None => jobs::Against::Signature(&sig),
                 };
                 jobs::delta(root, id, &path, skip, against, credit, out)

@@ -394,6 +394,7 @@ pub fn plan(
                                 size: e.size,
                                 expect: Expect::Any,
                                 attrs: extra_attrs(e, o),
+                                known: None,
                             },
                             Item::Quiet,
                         );
@@ -421,6 +422,7 @@ pub fn plan(
                             size: e.size,
                             expect: Expect::Absent,
                             attrs: extra_attrs(e, o),
+                            known: None,
                         },
                         Item::Change(Itemize::new_entry(dir, 'f')),
                     );
@@ -443,6 +445,7 @@ pub fn plan(
                             size: e.size,
                             expect: Expect::Any,
                             attrs: extra_attrs(e, o),
+                            known: None,
                         },
                         Item::Change(Itemize {
                             checksum: o.checksum && !size,

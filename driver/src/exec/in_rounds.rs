@@ -69,6 +69,7 @@ impl Exec<'_> {
                 let req = Request::Delta {
                     path: x.src.as_bytes().to_vec(),
                     skip: r.partial,
+                    prefix: None,
                     plan: Some(runs),
                 };
                 self.ask_src(i, req).map(|_| ())

@@ -38,7 +38,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam::channel::Select;
 use deltasync_wire::{
-    Attrs, Code, Expect, Feed, MAX_CHUNK, Message, Reply, Request, SigShape, WireError,
+    Attrs, Code, Expect, Feed, MAX_CHUNK, Message, Partial, Reply, Request, Run, SigShape,
+    WireError,
 };
 
 use crate::client::Agent;
@@ -132,6 +133,9 @@ struct Xfer {
     mode: Mode,
     attempt: u8,
     sig: Vec<u8>,
+    /// What the destination's file is known to hold, until an append is
+    /// tried with it.
+    known: Option<Partial>,
     /// The source's delta request, once asked.
     delta: Option<u64>,
     /// The destination's patch request, once asked.
@@ -196,6 +200,7 @@ impl Exec<'_> {
                     size,
                     expect,
                     attrs,
+                    known,
                 },
                 _,
             ) => {
@@ -208,6 +213,7 @@ impl Exec<'_> {
                         expect: *expect,
                         attrs: attrs.clone(),
                         full_sums: false,
+                        known: *known,
                         mode: Mode::Single,
                         attempt: 0,
                         sig: Vec::new(),
@@ -239,7 +245,6 @@ impl Exec<'_> {
                 break;
             };
             self.active += 1;
-            let in_rounds = self.o.rounds && !self.o.whole_file;
             let Some(x) = self.xfers.get_mut(&i) else {
                 continue;
             };
@@ -252,25 +257,52 @@ impl Exec<'_> {
                 self.ask_delta(i, None)?;
                 continue;
             }
-            let coarse = in_rounds && !x.full_sums && x.size >= crate::engine::rounds::MIN_LEN;
-            x.mode = if coarse { Mode::Coarse } else { Mode::Single };
-            let id = self.dst.next_id();
-            self.out.control(Message::Call {
-                id,
-                req: Request::Signature {
-                    path: x.dst.as_bytes().to_vec(),
-                    full_sums: x.full_sums,
-                    resume: !x.full_sums,
-                    shape: if coarse {
-                        SigShape::Coarse
-                    } else {
-                        SigShape::Native
-                    },
-                },
-            });
-            self.at_dst.insert(id, AtDst::Signature(i));
+            if let Some(known) = x.known.take().filter(|k| k.len < x.size && !x.full_sums) {
+                // Grown, with the destination's content known: maybe an
+                // append. The source checks; no signature either way.
+                x.mode = Mode::Append;
+                let req = Request::Delta {
+                    path: x.src.as_bytes().to_vec(),
+                    skip: None,
+                    prefix: Some(known),
+                    plan: Some(vec![Run {
+                        new_off: 0,
+                        basis_off: 0,
+                        len: known.len,
+                    }]),
+                };
+                self.ask_src(i, req)?;
+                continue;
+            }
+            self.ask_signature(i);
         }
         Ok(())
+    }
+
+    /// Asks the destination to sum transfer `i`'s basis: coarsely for the
+    /// rounds, else in native blocks.
+    fn ask_signature(&mut self, i: usize) {
+        let in_rounds = self.o.rounds && !self.o.whole_file;
+        let Some(x) = self.xfers.get_mut(&i) else {
+            return;
+        };
+        let coarse = in_rounds && !x.full_sums && x.size >= crate::engine::rounds::MIN_LEN;
+        x.mode = if coarse { Mode::Coarse } else { Mode::Single };
+        let id = self.dst.next_id();
+        self.out.control(Message::Call {
+            id,
+            req: Request::Signature {
+                path: x.dst.as_bytes().to_vec(),
+                full_sums: x.full_sums,
+                resume: !x.full_sums,
+                shape: if coarse {
+                    SigShape::Coarse
+                } else {
+                    SigShape::Native
+                },
+            },
+        });
+        self.at_dst.insert(id, AtDst::Signature(i));
     }
 
     fn busy(&self) -> bool {
@@ -457,7 +489,7 @@ impl Exec<'_> {
                         _ => self.ask_delta(i, partial)?,
                     },
                     Mode::Rounds(_) => self.ask_match(i)?,
-                    Mode::Single => self.ask_delta(i, partial)?,
+                    Mode::Single | Mode::Append => self.ask_delta(i, partial)?,
                 }
             }
             (AtDst::Signature(i), Reply::Error { code, message, .. }) => {
@@ -501,6 +533,7 @@ impl Exec<'_> {
         let req = Request::Delta {
             path: x.src.as_bytes().to_vec(),
             skip: if x.full_sums { None } else { partial },
+            prefix: None,
             plan: whole.then(Vec::new),
         };
         let id = self.ask_src(i, req)?;
@@ -590,6 +623,14 @@ impl Exec<'_> {
                 }
             }
             Reply::Matched { stat, runs } => self.on_matched(i, stat, runs)?,
+            Reply::Error {
+                code: Code::NotPrefix,
+                ..
+            } if matches!(x.mode, Mode::Append) => {
+                // Not an append after all: the usual way, from its signature.
+                x.delta = None;
+                self.ask_signature(i);
+            }
             Reply::Error { code, message, .. } => {
                 self.finish(i, Some((code, message)), true)?;
             }

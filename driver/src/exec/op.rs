@@ -1,7 +1,7 @@
 //! The operation model that copy and sync share: what a plan asks of a
 //! destination replica ([`Op`]), and what became of it ([`Outcome`]).
 
-use deltasync_wire::{Attrs, Code, Expect, FileStat, Request, StashArea};
+use deltasync_wire::{Attrs, Code, Expect, FileStat, Partial, Request, StashArea};
 
 use crate::path::RelPath;
 
@@ -65,6 +65,10 @@ pub enum Op {
         /// Owner and extended attributes for the new file (its mode and
         /// mtime are the source's, as read).
         attrs: Attrs,
+        /// What the file at `path` is known to hold (length and BLAKE3),
+        /// when a sync's state says so: a source that starts with exactly
+        /// that is sent as its tail alone, with no signature round.
+        known: Option<Partial>,
     },
     /// Make `path` another name of the file at `existing` (hard links).
     /// Runs late, once every transfer is done.

@@ -25,6 +25,10 @@ pub(super) enum Mode {
     /// One round with native blocks (small files, retries with full sums,
     /// `--whole-file`).
     Single,
+    /// The destination's file is known (the state's record of it): the
+    /// source is asked for just the tail, if its file starts with all of
+    /// it. No signature; a source that does not falls back to the rounds.
+    Append,
     /// The coarse signature has been asked for.
     Coarse,
     /// Rounds under way.

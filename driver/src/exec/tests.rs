@@ -42,6 +42,7 @@ fn transfer(path: &str, size: u64, expect: Expect) -> Op {
         size,
         expect,
         attrs: Attrs::default(),
+        known: None,
     }
 }
 
@@ -216,4 +217,68 @@ fn closing_an_agent_with_many_unread_replies_does_not_hang() {
     });
     let closed = rx.recv_timeout(Duration::from_secs(20));
     assert_eq!(closed, Ok(true), "close() hung on a full reply queue");
+}
+
+#[test]
+fn a_grown_file_whose_old_content_is_known_goes_as_its_tail_alone() {
+    let d = tempfile::tempdir().unwrap();
+    let (a, b) = (d.path().join("a"), d.path().join("b"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    let old: Vec<u8> = (0..(1u64 << 20))
+        .map(|i| (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as u8)
+        .collect();
+    let tail = b"one more line of the log\n".repeat(400);
+    let mut appended = old.clone();
+    appended.extend_from_slice(&tail);
+    let mut edited = appended.clone();
+    edited[1000] ^= 1; // grown, but not only at its end
+    let (src, dst) = (agent(&a), agent(&b));
+    let known = deltasync_wire::Partial {
+        len: old.len() as u64,
+        blake3: *blake3::hash(&old).as_bytes(),
+    };
+    // Returns the literal bytes and what the destination sent (a
+    // signature, if one was asked for, and its replies).
+    let mut run = |new: &[u8]| {
+        std::fs::write(a.join("f"), new).unwrap();
+        std::fs::write(b.join("f"), &old).unwrap();
+        let before = dst
+            .stats
+            .received
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let mut op = transfer("f", new.len() as u64, Expect::Any);
+        if let Op::Transfer { known: k, .. } = &mut op {
+            *k = Some(known);
+        }
+        let mut seen = Seen::default();
+        execute(&[op], &src, &dst, &ExecOptions::default(), &mut seen).unwrap();
+        assert_eq!(std::fs::read(b.join("f")).unwrap(), new);
+        let sent = dst
+            .stats
+            .received
+            .load(std::sync::atomic::Ordering::Relaxed)
+            - before;
+        match &seen.0[..] {
+            [(0, Outcome::Sent(s))] => (s.literal, s.matched, sent),
+            other => panic!("{other:?}"),
+        }
+    };
+    let (literal, matched, dst_sent) = run(&appended);
+    assert_eq!(literal, tail.len() as u64, "only the tail is literal");
+    assert_eq!(matched, old.len() as u64);
+    assert!(
+        dst_sent < 200,
+        "no signature: the destination sent {dst_sent} bytes"
+    );
+    // Not an append: the source says so, and the rounds take over.
+    let (literal, _, dst_sent) = run(&edited);
+    assert!(
+        literal < tail.len() as u64 + 2048,
+        "{literal} literal bytes"
+    );
+    assert!(
+        dst_sent > 1000,
+        "a signature was asked for: {dst_sent} bytes"
+    );
 }

@@ -23,7 +23,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use deltasync_wire::{Attrs, Entry, EntryKind, Expect, Mtime, StashArea};
+use deltasync_wire::{Attrs, Entry, EntryKind, Expect, Mtime, Partial, StashArea};
 
 use crate::exec::Op;
 
@@ -434,17 +434,32 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// What `to`'s file `o` at `p` holds, if the state knows: its record's
+    /// length and BLAKE3, when `o` is as recorded (size, mtime, inode).
+    fn known(&self, p: &RelPath, o: &Entry, to: Side) -> Option<Partial> {
+        let st = self.st.get(p).filter(|s| s.kind == EntryKind::File)?;
+        let m = if to == Side::A { st.a } else { st.b };
+        let unchanged = o.size == st.size && o.mtime == m.mtime && (m.ino == 0 || o.ino == m.ino);
+        let blake3 = st.blake3.filter(|_| unchanged)?;
+        Some(Partial {
+            len: st.size,
+            blake3,
+        })
+    }
+
     /// Makes `to`'s `p` what `s` is on `from`, moving `old` (what `to` has
     /// there now) into `area` first if it is in the way.
     fn create(&mut self, p: &RelPath, s: &Entry, from: Side, old: Option<&Entry>, area: StashArea) {
         let to = from.other();
         let mut steps = Vec::new();
         let mut expect = Expect::Absent;
+        let mut known = None;
         if let Some(o) = old {
             let same_kind = o.kind == s.kind;
             if same_kind && s.kind == EntryKind::File && area == StashArea::Deleted {
                 // A plain update: the patch replaces it atomically, guarded.
                 expect = expect_of(Some(o));
+                known = self.known(p, o, to);
             } else if same_kind && s.kind == EntryKind::File {
                 // A conflict loser: keep it (a hard link, so the old content
                 // also stays the delta's basis), then replace it.
@@ -480,6 +495,7 @@ impl<'a> Planner<'a> {
                     size: s.size,
                     expect,
                     attrs: self.o.extra_attrs(s),
+                    known,
                 },
             )),
             EntryKind::Dir => {
@@ -823,6 +839,7 @@ impl SyncOptions {
                 size: e.size,
                 expect: Expect::Absent,
                 attrs: self.extra_attrs(e),
+                known: None,
             },
         };
         Step::on(from.other(), op)

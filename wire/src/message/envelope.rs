@@ -169,9 +169,15 @@ fn put_request(e: &mut Enc, r: &Request) -> u8 {
             put_shape(e, shape);
             kind::SIGNATURE
         }
-        Request::Delta { path, skip, plan } => {
+        Request::Delta {
+            path,
+            skip,
+            prefix,
+            plan,
+        } => {
             e.bytes(path);
             put_opt_partial(e, skip);
+            put_opt_partial(e, prefix);
             match plan {
                 Some(runs) => {
                     e.u8(1);
@@ -479,6 +485,7 @@ fn get_request(k: u8, d: &mut Dec<'_>) -> Result<Request, WireError> {
         DELTA => Request::Delta {
             path: path(d)?,
             skip: get_opt_partial(d)?,
+            prefix: get_opt_partial(d)?,
             plan: if d.bool()? {
                 Some(get_runs(d, "Delta")?)
             } else {

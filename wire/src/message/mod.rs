@@ -92,6 +92,9 @@ pub enum Code {
     /// The root is not the replica the client expected; the message is the
     /// replica-id found (empty: none). 46.
     Replica,
+    /// The file does not start with the prefix a `Delta` named (an append
+    /// guessed wrong); nothing was sent. 47.
+    NotPrefix,
     /// A code this build does not know.
     Other(u32),
 }
@@ -111,6 +114,7 @@ impl Code {
             Code::Busy => 44,
             Code::Skipped => 45,
             Code::Replica => 46,
+            Code::NotPrefix => 47,
             Code::Other(n) => n,
         }
     }
@@ -129,6 +133,7 @@ impl Code {
             44 => Code::Busy,
             45 => Code::Skipped,
             46 => Code::Replica,
+            47 => Code::NotPrefix,
             n => Code::Other(n),
         }
     }
@@ -157,10 +162,13 @@ pub enum Request {
     /// Encode the file at `path` against the signature fed after this
     /// (`Feed::SigChunk`…, `Feed::SigEnd`): `DeltaStart`, `DeltaChunk`…,
     /// `DeltaEnd`. With a `plan` (the runs of a multi-round delta), no
-    /// signature is fed: the delta copies what the runs say.
+    /// signature is fed: the delta copies what the runs say. With a
+    /// `prefix`, only if the file's first `len` bytes have that BLAKE3
+    /// (else `Error` `NotPrefix` before anything is sent): an append.
     Delta {
         path: Vec<u8>,
         skip: Option<Partial>,
+        prefix: Option<Partial>,
         plan: Option<Vec<Run>>,
     },
     /// One round of a multi-round delta: search `spans` of the file at

@@ -108,6 +108,7 @@ fn samples() -> Vec<Message> {
             Request::Delta {
                 path: b"f".to_vec(),
                 skip: Some(partial),
+                prefix: None,
                 plan: None,
             },
         ),
@@ -116,6 +117,7 @@ fn samples() -> Vec<Message> {
             Request::Delta {
                 path: b"f".to_vec(),
                 skip: None,
+                prefix: Some(partial),
                 plan: Some(vec![run(0, 900, 5), run(5, 0, 7), run(1 << 50, 1 << 60, 1)]),
             },
         ),

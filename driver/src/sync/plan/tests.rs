@@ -497,3 +497,50 @@ fn the_same_chmod_on_both_sides_is_no_conflict() {
         other => panic!("{other:#?}"),
     }
 }
+
+#[test]
+fn an_update_knows_the_destinations_content_only_while_it_is_as_recorded() {
+    let old = file("log", 1, 1);
+    let grown = |mtime| Entry {
+        size: 20,
+        ..file("log", 2, mtime)
+    };
+    let known_of = |st: &HashMap<RelPath, Synced>, b: &Entry| {
+        let pl = plan(
+            st,
+            &listing(&[grown(2)]),
+            &listing(std::slice::from_ref(b)),
+            &opts(),
+        );
+        let transfers: Vec<_> = pl
+            .changes
+            .iter()
+            .flat_map(|c| &c.steps)
+            .filter_map(|s| match &s.op {
+                Op::Transfer { known, .. } => Some(*known),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(transfers.len(), 1, "{:?}", lines(&pl));
+        transfers[0]
+    };
+    let st = state(std::slice::from_ref(&old));
+    // B as synced: the state's length and hash go with the transfer.
+    assert_eq!(
+        known_of(&st, &old),
+        Some(Partial {
+            len: 10,
+            blake3: [1; 32]
+        })
+    );
+    // B moved under another inode since: not known.
+    let mut replaced = old.clone();
+    replaced.ino = 77;
+    let mut st_ino = st.clone();
+    st_ino.get_mut(&p("log")).unwrap().b.ino = 76;
+    assert_eq!(known_of(&st_ino, &replaced), None);
+    // A record without a hash: not known.
+    let mut unhashed = st.clone();
+    unhashed.get_mut(&p("log")).unwrap().blake3 = None;
+    assert_eq!(known_of(&unhashed, &old), None);
+}

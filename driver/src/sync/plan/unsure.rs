@@ -74,6 +74,7 @@ mod tests {
             size: 3,
             expect,
             attrs: Attrs::default(),
+            known: None,
         };
         let mut plan = Plan::default();
         for op in [
