@@ -240,7 +240,7 @@ fn a_grown_file_whose_old_content_is_known_goes_as_its_tail_alone() {
     };
     // Returns the literal bytes and what the destination sent (a
     // signature, if one was asked for, and its replies).
-    let mut run = |new: &[u8]| {
+    let run = |new: &[u8]| {
         std::fs::write(a.join("f"), new).unwrap();
         std::fs::write(b.join("f"), &old).unwrap();
         let before = dst
