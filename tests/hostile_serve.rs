@@ -475,38 +475,63 @@ fn malformed_fields_are_refused() {
 }
 
 /// A client that opens patches and signature requests without end: the
-/// agent holds at most its limits (`MAX_PATCHES` patches, bounded
-/// signature bytes) and refuses the rest with `Busy`, and still serves.
+/// agent holds at most its limits (`MAX_PATCH_THREADS` patches on threads,
+/// `MAX_PATCHES` in all, bounded signature bytes) and refuses the rest
+/// with `Busy`, and still serves.
 #[test]
 fn work_in_flight_is_capped() {
-    use deltasync_driver::agent::core::{MAX_PATCHES, MAX_SIGNATURE_BYTES};
+    use deltasync_driver::agent::core::{MAX_PATCH_THREADS, MAX_PATCHES, MAX_SIGNATURE_BYTES};
     let (_d, root, outside) = setup();
     let mut h = Hostile::start(&root, false);
-    // Patches that never end: each would be a thread.
-    let n = MAX_PATCHES as u64 + 20;
-    for id in 1..=n {
+    let busy = |h: &mut Hostile, n: usize| {
+        (0..n)
+            .filter(|_| {
+                matches!(
+                    h.reply(),
+                    Message::Reply {
+                        rep: Reply::Error {
+                            code: Code::Busy,
+                            ..
+                        },
+                        ..
+                    }
+                )
+            })
+            .count()
+    };
+    // Patches of existing files that never end: each is a thread.
+    let threaded = MAX_PATCH_THREADS as u64 + 10;
+    for id in 1..=threaded {
         h.send(&call(id, patch(format!("p{id}").as_bytes())));
     }
-    let mut busy = 0;
-    for _ in 0..20 {
-        match h.reply() {
-            Message::Reply {
-                rep: Reply::Error {
-                    code: Code::Busy, ..
-                },
-                ..
-            } => busy += 1,
-            other => panic!("{other:?}"),
-        }
+    assert_eq!(
+        busy(&mut h, 10),
+        10,
+        "threaded patches past their limit are refused"
+    );
+    // New files' patches that never end are held, with no thread, up to
+    // the limit on all patches.
+    let held = (MAX_PATCHES - MAX_PATCH_THREADS) as u64 + 20;
+    for id in threaded + 1..=threaded + held {
+        h.send(&call(
+            id,
+            Request::Patch {
+                path: format!("p{id}").into_bytes(),
+                resume_len: 0,
+                expect: Expect::Absent,
+                attrs: Attrs::default(),
+                sparse: false,
+            },
+        ));
     }
-    assert_eq!(busy, 20, "patches past the limit are refused");
+    assert_eq!(busy(&mut h, 20), 20, "patches past the limit are refused");
     // Signatures that never end: bounded bytes held.
     let chunk = vec![0u8; 60 << 10];
     let per = 64 << 20; // 64 MiB per request
     let requests = MAX_SIGNATURE_BYTES / per + 2;
     let mut refused = false;
     'outer: for r in 0..requests as u64 {
-        let id = 1000 + r;
+        let id = 10_000 + r;
         h.send(&call(
             id,
             Request::Delta {
@@ -554,7 +579,7 @@ fn work_in_flight_is_capped() {
     assert!(refused, "signature bytes past the limit are refused");
     // Still serving.
     let mkdir = call(
-        5000,
+        50_000,
         Request::Mkdir {
             path: b"after".to_vec(),
             attrs: Attrs::default(),
@@ -564,7 +589,7 @@ fn work_in_flight_is_capped() {
     // Chunks sent after the refusal are refused too, one reply each.
     let answer = loop {
         let m = h.reply();
-        if m.id() == Some(5000) {
+        if m.id() == Some(50_000) {
             break m;
         }
         assert!(
@@ -578,7 +603,7 @@ fn work_in_flight_is_capped() {
             "{m:?}"
         );
     };
-    assert!(done(&answer, 5000), "{answer:?}");
+    assert!(done(&answer, 50_000), "{answer:?}");
     h.finish();
     outside_untouched(&outside);
 }

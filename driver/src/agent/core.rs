@@ -19,8 +19,20 @@ use deltasync_wire::{
 use super::jobs::Planned;
 use crate::path::RelPath;
 
-/// Most patches running at once (each is a thread writing a file).
-pub const MAX_PATCHES: usize = 256;
+/// A new file's patch holds at most this many delta bytes in memory before
+/// it is spilled to a thread of its own.
+pub const HOLD_MAX: usize = 64 << 10;
+/// Most patches open at once. A new file's patch is held in memory (at
+/// most [`HOLD_MAX`] bytes, no thread, no descriptor) until it is
+/// whole; first syncs of many small files need hundreds of them in flight
+/// to keep the destination busy while earlier ones wait for their group
+/// commit.
+pub const MAX_PATCHES: usize = 1024;
+/// Most patches running on threads of their own at once (updates, resumed
+/// transfers, and new files past [`HOLD_MAX`]), each with a thread and
+/// a descriptor or two. A patch past this is refused (`Busy`), which a
+/// client that counts them as [`crate::exec`] does never meets.
+pub const MAX_PATCH_THREADS: usize = 256;
 /// Most signature and delta jobs open at once (queued, gathering their
 /// signature, or running).
 pub const MAX_JOBS: usize = 4096;

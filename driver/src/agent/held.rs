@@ -24,8 +24,7 @@ use super::patch::{self, PatchFeed, PatchJob, Patched};
 use super::root::Root;
 use crate::path::RelPath;
 
-/// A patch holds at most this many delta bytes before it is spilled.
-pub const HOLD_MAX: usize = 64 << 10;
+pub use super::core::HOLD_MAX;
 
 /// A held patch: its job and the delta bytes so far.
 #[derive(Debug)]

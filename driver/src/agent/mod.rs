@@ -43,6 +43,7 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -279,6 +280,8 @@ struct Session {
     commit: Sender<commit::Ready>,
     /// Patch threads, reused.
     patches: Pool,
+    /// Patches running on those threads now (at most `MAX_PATCH_THREADS`).
+    running: Arc<AtomicUsize>,
     /// Small new patches, held until they are whole…
     holding: held::Holding,
     /// …then run one after another by the writer thread.
@@ -353,6 +356,7 @@ impl Session {
             small,
             commit,
             patches: Pool::new(),
+            running: Arc::new(AtomicUsize::new(0)),
             holding: held::Holding::default(),
             wholes,
             feeds: HashMap::new(),
@@ -536,6 +540,22 @@ impl Session {
     /// of it), then whatever comes.
     fn spawn_patch(&mut self, job: PatchJob, first: Vec<Vec<u8>>) {
         let id = job.id;
+        // Only this thread adds to `running`, so the check holds.
+        if self.running.load(Ordering::Acquire) >= core::MAX_PATCH_THREADS {
+            let busy = Reply::error(
+                Code::Busy,
+                job.path.as_bytes(),
+                format!(
+                    "{} patches already run on threads of their own",
+                    core::MAX_PATCH_THREADS
+                ),
+            );
+            let _ = self.finished.send(Event::Input(Input::Finished(id)));
+            let _ = self.out.send(Message::Reply { id, rep: busy });
+            return;
+        }
+        self.running.fetch_add(1, Ordering::AcqRel);
+        let running = self.running.clone();
         let (chunks, chunks_rx) = bounded(64);
         let (end, end_rx) = bounded(1);
         let feed = PatchFeed {
@@ -543,9 +563,11 @@ impl Session {
             end: end_rx,
         };
         let (root, ended) = (self.root.clone(), self.ended());
-        let started = self
-            .patches
-            .run(move || ended(id, patch::patch(&root, job, feed)));
+        let started = self.patches.run(move || {
+            let patched = patch::patch(&root, job, feed);
+            running.fetch_sub(1, Ordering::AcqRel);
+            ended(id, patched)
+        });
         self.threads.extend(started);
         // The thread runs: it takes these as they go in.
         for c in first {

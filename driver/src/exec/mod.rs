@@ -116,6 +116,15 @@ pub fn execute(
         Ok(())
     };
     let result = phases();
+    if std::env::var_os("DS_WAKES").is_some() {
+        eprintln!(
+            "try {} woke src {} dst {} out {}",
+            TRY.load(Ordering::Relaxed),
+            WOKE[0].load(Ordering::Relaxed),
+            WOKE[1].load(Ordering::Relaxed),
+            WOKE[2].load(Ordering::Relaxed)
+        );
+    }
     // What ended is recorded even when the run stops on an error.
     x.observer.idle();
     result
@@ -142,6 +151,9 @@ struct Xfer {
     patch: Option<u64>,
     /// The patch request has gone out (it counts toward `MAX_PATCHES`).
     patch_sent: bool,
+    /// The patch runs on a thread of its own on the destination (it counts
+    /// toward `MAX_PATCH_THREADS` too): all but a small new file's.
+    threaded: bool,
     forwarded: u64,
     /// Forwarded bytes not yet granted back to the source as credit.
     ungranted: u64,
@@ -162,8 +174,9 @@ enum AtDst {
     Patch(usize),
     /// A patch of an attempt that ended (failed, or retried): cancelled,
     /// and still open on the destination (so still counted against
-    /// `MAX_PATCHES`) until its reply comes.
-    Abandoned,
+    /// `MAX_PATCHES`, and if threaded `MAX_PATCH_THREADS`) until its reply
+    /// comes.
+    Abandoned { threaded: bool },
 }
 
 struct Exec<'a> {
@@ -184,6 +197,12 @@ struct Exec<'a> {
     out: Outbox,
 }
 
+static TRY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static WOKE: [std::sync::atomic::AtomicU64; 3] = [
+    std::sync::atomic::AtomicU64::new(0),
+    std::sync::atomic::AtomicU64::new(0),
+    std::sync::atomic::AtomicU64::new(0),
+];
 fn hung_up() -> DriverError {
     DriverError::Wire(WireError::Truncated {
         what: "conversation (the agent hung up)",
@@ -220,6 +239,7 @@ impl Exec<'_> {
                         delta: None,
                         patch: None,
                         patch_sent: false,
+                        threaded: false,
                         forwarded: 0,
                         ungranted: 0,
                         sent: None,
@@ -350,11 +370,25 @@ impl Exec<'_> {
                 (d, t) => d.or(t),
             };
             let oper = match sel.try_select() {
-                Ok(op) => op,
+                Ok(op) => {
+                    TRY.fetch_add(1, Ordering::Relaxed);
+                    op
+                }
                 Err(_) => {
                     self.observer.idle();
                     match limit {
-                        None => sel.select(),
+                        None => {
+                            let op = sel.select();
+                            let k = if Some(op.index()) == to_dst {
+                                2
+                            } else if op.index() == from_src {
+                                0
+                            } else {
+                                1
+                            };
+                            WOKE[k].fetch_add(1, Ordering::Relaxed);
+                            op
+                        }
                         Some(l) => match sel.select_deadline(l) {
                             Ok(op) => op,
                             Err(_) => continue, // the checks at the top of the loop decide
@@ -499,7 +533,7 @@ impl Exec<'_> {
             (AtDst::Patch(i), Reply::Error { code, message, .. }) => {
                 self.finish(i, Some((code, message)), false)?;
             }
-            (AtDst::Abandoned, _) => self.out.patches -= 1,
+            (AtDst::Abandoned { threaded }, _) => self.out.closed(threaded),
             (_, other) => {
                 return Err(DriverError::Wire(WireError::Violation(format!(
                     "unexpected reply from the destination: {other:?}"
@@ -572,6 +606,12 @@ impl Exec<'_> {
             Reply::DeltaStart { skipped } => {
                 let patch = self.dst.next_id();
                 x.patch = Some(patch);
+                // As the agent decides: a new file's patch is held until
+                // whole, unless its bytes pass `HOLD_MAX` (with room for the
+                // delta's own few bytes).
+                x.threaded = !(x.expect == Expect::Absent
+                    && skipped == 0
+                    && x.size + 1024 <= crate::agent::core::HOLD_MAX as u64);
                 let req = Request::Patch {
                     path: x.dst.as_bytes().to_vec(),
                     resume_len: skipped,
@@ -586,7 +626,8 @@ impl Exec<'_> {
                         "{shown}: resuming after {skipped} bytes kept from an interrupted transfer"
                     ));
                 }
-                self.out.data(i, Message::Call { id: patch, req });
+                self.out
+                    .open(i, Message::Call { id: patch, req }, x.threaded);
             }
             Reply::DeltaChunk(data) => {
                 if let Some(patch) = x.patch {
@@ -658,10 +699,12 @@ impl Exec<'_> {
         let Some(p) = x.patch else { return };
         match (x.patch_sent, self.at_dst.get_mut(&p)) {
             (true, Some(open)) => {
-                *open = AtDst::Abandoned;
+                *open = AtDst::Abandoned {
+                    threaded: x.threaded,
+                };
                 self.out.control(Message::Cancel { id: p });
             }
-            (true, None) => self.out.patches -= 1, // it has replied
+            (true, None) => self.out.closed(x.threaded), // it has replied
             (false, _) => {
                 self.at_dst.remove(&p);
             }
@@ -718,6 +761,13 @@ impl Exec<'_> {
                 ));
                 self.xfers.insert(i, retry(x, true));
                 self.queue.push_front(i);
+            }
+            Some((Code::Busy, _)) if x.attempt < 3 => {
+                // An agent at one of its limits (another client sharing it,
+                // or a file grown past what was listed): later, behind the rest.
+                let full_sums = x.full_sums;
+                self.xfers.insert(i, retry(x, full_sums));
+                self.queue.push_back(i);
             }
             Some((code, message)) => {
                 let shown = if code == Code::Vanished {

@@ -1,19 +1,21 @@
 //! What goes to the destination next: control messages first (steps,
 //! signature requests, cancels, in order), then one patch message per
 //! transfer in turn. A message that opens a patch waits while
-//! `MAX_PATCHES` patches are open there, so the agent's limit is never hit;
-//! new patches and the feeds of open ones take turns.
+//! `MAX_PATCHES` patches are open there, or, for a patch the agent will run
+//! on a thread of its own, while `MAX_PATCH_THREADS` of those are, so the
+//! agent's limits are never hit; new patches and the feeds of open ones
+//! take turns.
 //!
 //! Two queues of transfers, one whose next message is a feed and one whose
 //! next message opens a patch, so choosing needs no scan. Either queue may
 //! hold stale entries (a transfer abandoned or retried since): they are
 //! dropped when they reach the front.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use deltasync_wire::Message;
 
-use crate::agent::core::MAX_PATCHES;
+use crate::agent::core::{MAX_PATCH_THREADS, MAX_PATCHES};
 
 /// The destination's queues.
 #[derive(Debug)]
@@ -29,6 +31,10 @@ pub(super) struct Outbox {
     open_next: bool,
     /// Patches open on the destination (sent, not yet answered).
     pub(super) patches: usize,
+    /// Transfers whose queued opening message is for a threaded patch.
+    threaded: HashSet<usize>,
+    /// Of the open patches, those running on threads of their own.
+    pub(super) threaded_open: usize,
 }
 
 impl Default for Outbox {
@@ -40,6 +46,8 @@ impl Default for Outbox {
             opening: VecDeque::new(),
             open_next: true,
             patches: 0,
+            threaded: HashSet::new(),
+            threaded_open: 0,
         }
     }
 }
@@ -63,9 +71,29 @@ impl Outbox {
         q.push_back(m);
     }
 
+    /// Queues the message that opens transfer `i`'s patch; `threaded`
+    /// if the agent will run it on a thread of its own.
+    pub(super) fn open(&mut self, i: usize, m: Message, threaded: bool) {
+        if threaded {
+            self.threaded.insert(i);
+        } else {
+            self.threaded.remove(&i);
+        }
+        self.data(i, m);
+    }
+
+    /// A patch opened by [`Outbox::next`] has ended (its reply came).
+    pub(super) fn closed(&mut self, threaded: bool) {
+        self.patches -= 1;
+        if threaded {
+            self.threaded_open -= 1;
+        }
+    }
+
     /// Drops what transfer `i` still has queued.
     pub(super) fn discard(&mut self, i: usize) {
         self.data.remove(&i);
+        self.threaded.remove(&i);
     }
 
     /// True if a message can go now.
@@ -89,6 +117,9 @@ impl Outbox {
         }
         if matches!(m, Message::Call { .. }) {
             self.patches += 1;
+            if self.threaded.remove(&i) {
+                self.threaded_open += 1;
+            }
         }
         Some((Some(i), m))
     }
@@ -115,7 +146,10 @@ impl Outbox {
         {
             self.feeding.pop_front();
         }
-        let open_new = self.patches < MAX_PATCHES && !self.opening.is_empty();
+        let open_new = self.patches < MAX_PATCHES
+            && self.opening.front().is_some_and(|i| {
+                !self.threaded.contains(i) || self.threaded_open < MAX_PATCH_THREADS
+            });
         let from = if open_new && (self.feeding.is_empty() || self.open_next) {
             &mut self.opening
         } else {
@@ -170,6 +204,26 @@ mod tests {
         assert!(!o.ready());
         o.patches -= 1;
         assert_eq!(o.next(), Some((Some(2), open(20))));
+    }
+
+    #[test]
+    fn a_threaded_patch_waits_for_a_thread_while_held_ones_still_open() {
+        let mut o = Outbox {
+            threaded_open: MAX_PATCH_THREADS,
+            ..Outbox::default()
+        };
+        o.open(1, open(10), true);
+        assert!(!o.ready(), "no thread free for transfer 1's patch");
+        o.threaded_open -= 1; // one of them ended
+        assert_eq!(o.next(), Some((Some(1), open(10))));
+        assert_eq!((o.patches, o.threaded_open), (1, MAX_PATCH_THREADS));
+        // A held patch opens while the threads are all taken.
+        o.open(2, open(20), false);
+        assert_eq!(o.next(), Some((Some(2), open(20))));
+        assert_eq!((o.patches, o.threaded_open), (2, MAX_PATCH_THREADS));
+        o.closed(true);
+        o.closed(false);
+        assert_eq!((o.patches, o.threaded_open), (0, MAX_PATCH_THREADS - 1));
     }
 
     #[test]
