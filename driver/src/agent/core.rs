@@ -527,10 +527,10 @@ mod tests {
                 [Action::StartPatch { .. }]
             ));
         }
-        assert!(is_error(&c.handle(call(999, patch(b"f"))), Code::Busy));
+        assert!(is_error(&c.handle(call(1 << 20, patch(b"f"))), Code::Busy));
         c.handle(Input::Finished(3));
         assert!(matches!(
-            c.handle(call(1000, patch(b"f")))[..],
+            c.handle(call((1 << 20) + 1, patch(b"f")))[..],
             [Action::StartPatch { .. }]
         ));
     }
