@@ -9,6 +9,7 @@
 #
 #   sudo benches/sync/first.sh
 #   sudo FILES=20000 RUNS=3 STRACE=1 benches/sync/first.sh
+#   sudo DELTASYNC=/tmp/old/deltasync benches/sync/first.sh   # another build
 #
 # Needs root (mount), mkfs.ext4 and rsync. Not part of the default test run.
 set -euo pipefail
@@ -20,7 +21,7 @@ for t in mkfs.ext4 rsync python3; do
   command -v "$t" >/dev/null || { echo "missing $t" >&2; exit 1; }
 done
 cargo build --release -q
-bin=$PWD/target/release/deltasync
+bin=${DELTASYNC:-$PWD/target/release/deltasync}
 work=$(mktemp -d /tmp/dsfirst.XXXXXX)
 mnt=$work/mnt
 mkdir -p "$mnt"
