@@ -116,15 +116,6 @@ pub fn execute(
         Ok(())
     };
     let result = phases();
-    if std::env::var_os("DS_WAKES").is_some() {
-        eprintln!(
-            "try {} woke src {} dst {} out {}",
-            TRY.load(Ordering::Relaxed),
-            WOKE[0].load(Ordering::Relaxed),
-            WOKE[1].load(Ordering::Relaxed),
-            WOKE[2].load(Ordering::Relaxed)
-        );
-    }
     // What ended is recorded even when the run stops on an error.
     x.observer.idle();
     result
@@ -197,12 +188,6 @@ struct Exec<'a> {
     out: Outbox,
 }
 
-static TRY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-static WOKE: [std::sync::atomic::AtomicU64; 3] = [
-    std::sync::atomic::AtomicU64::new(0),
-    std::sync::atomic::AtomicU64::new(0),
-    std::sync::atomic::AtomicU64::new(0),
-];
 fn hung_up() -> DriverError {
     DriverError::Wire(WireError::Truncated {
         what: "conversation (the agent hung up)",
@@ -370,25 +355,11 @@ impl Exec<'_> {
                 (d, t) => d.or(t),
             };
             let oper = match sel.try_select() {
-                Ok(op) => {
-                    TRY.fetch_add(1, Ordering::Relaxed);
-                    op
-                }
+                Ok(op) => op,
                 Err(_) => {
                     self.observer.idle();
                     match limit {
-                        None => {
-                            let op = sel.select();
-                            let k = if Some(op.index()) == to_dst {
-                                2
-                            } else if op.index() == from_src {
-                                0
-                            } else {
-                                1
-                            };
-                            WOKE[k].fetch_add(1, Ordering::Relaxed);
-                            op
-                        }
+                        None => sel.select(),
                         Some(l) => match sel.select_deadline(l) {
                             Ok(op) => op,
                             Err(_) => continue, // the checks at the top of the loop decide
