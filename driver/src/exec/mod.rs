@@ -10,13 +10,20 @@
 //! rebuilds, checks and places the file (`Done`). Up to `window` files are
 //! in flight at once, so a copy of N files costs a few round trips in all,
 //! not a few per file; at most [`MAX_PATCHES`](crate::agent::core::MAX_PATCHES) patches are open on `dst`,
-//! the agent's own limit.
+//! and at most [`MAX_PATCH_THREADS`](crate::agent::core::MAX_PATCH_THREADS)
+//! of those that `dst` runs on threads (all but small new files), the
+//! agent's own limits.
 //!
 //! A file of [`rounds::MIN_LEN`](deltasync_engine::rounds::MIN_LEN) or
 //! more goes in rounds instead (`rounds.rs`): `dst` signs coarse blocks,
 //! `src` answers `Matched` with the runs it found, `dst` signs only the
 //! unused parts of its basis in smaller blocks, and so on; the last step
 //! is a `Delta` with the runs as its plan, patched as any other.
+//!
+//! A file whose `Op` says what `dst` holds (`known`, from a sync's state)
+//! and that has grown is first asked of `src` as an append: a `Delta` whose
+//! plan copies that prefix, only if `src` starts with it (`Mode::Append`);
+//! a `NotPrefix` answer sends it the usual way.
 //!
 //! One thread runs this loop over both agents' incoming queues, so the
 //! state needs no locks. Each agent numbers its own requests; a reply to a
