@@ -31,11 +31,23 @@ impl std::fmt::Debug for Outbox {
     }
 }
 
+/// Starts a thread named `name` (as `top -H`, `perf` and core dumps show
+/// it; Linux keeps 15 bytes), or panics as `std::thread::spawn` does.
+pub(crate) fn spawn<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .unwrap_or_else(|e| panic!("cannot start thread {name}: {e}"))
+}
+
 impl Outbox {
     /// Moves `writer` onto a thread fed by a queue of `depth` messages.
     pub fn spawn<W: Write + Send + 'static>(mut writer: MessageWriter<W>, depth: usize) -> Outbox {
         let (tx, rx): (Sender<Message>, Receiver<Message>) = bounded(depth);
-        let join = std::thread::spawn(move || {
+        let join = spawn("outbox", move || {
             while let Ok(first) = rx.recv() {
                 writer.send(&first)?;
                 // Linger briefly before flushing, as TCP_CORK would: replies

@@ -304,7 +304,7 @@ impl Session {
         // The reader: the client's messages, then how the stream ended.
         // Bounded by the socket: it waits for the loop only through the
         // unbounded channel, which the loop drains faster than a link fills.
-        std::thread::spawn(move || {
+        crate::link::spawn("agent-reader", move || {
             loop {
                 match reader.recv() {
                     Ok(Some(m)) => {
@@ -328,11 +328,13 @@ impl Session {
         let mut threads = Vec::new();
         for rx in [big_rx, small_rx] {
             let (root, out, done) = (root.clone(), out.clone(), finished.clone());
-            threads.push(std::thread::spawn(move || lane(&root, rx, &out, &done)));
+            threads.push(crate::link::spawn("agent-lane", move || {
+                lane(&root, rx, &out, &done)
+            }));
         }
         let (commit, commit_rx) = unbounded::<commit::Ready>();
         let (r, o, done) = (root.clone(), out.clone(), finished.clone());
-        threads.push(std::thread::spawn(move || {
+        threads.push(crate::link::spawn("agent-commit", move || {
             commit::run(&r, commit_rx, &o, |id| {
                 let _ = done.send(Event::Input(Input::Finished(id)));
             });
@@ -342,7 +344,7 @@ impl Session {
             root.clone(),
             on_end(out.clone(), finished.clone(), commit.clone()),
         );
-        threads.push(std::thread::spawn(move || {
+        threads.push(crate::link::spawn("agent-writer", move || {
             held::writer(&r, wholes_rx, ended)
         }));
         Session {

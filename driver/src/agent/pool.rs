@@ -52,7 +52,7 @@ impl Pool {
             }
         }
         let (queue, idle) = (self.queue.clone(), self.idle.clone());
-        Some(std::thread::spawn(move || {
+        Some(crate::link::spawn("agent-patch", move || {
             job();
             loop {
                 idle.fetch_add(1, Ordering::AcqRel);

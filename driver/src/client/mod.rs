@@ -371,7 +371,7 @@ fn greet(
     };
     let routes = Routes::default();
     let routed = routes.clone();
-    let reader = std::thread::spawn(move || {
+    let reader = crate::link::spawn("client-reader", move || {
         let ended = loop {
             match reader.recv() {
                 Ok(Some(m)) => {
