@@ -269,9 +269,12 @@ impl Exec<'_> {
                 self.ask_delta(i, None)?;
                 continue;
             }
-            if let Some(known) = x.known.take().filter(|k| k.len < x.size && !x.full_sums) {
+            let whole_file = self.o.whole_file;
+            let known = x.known.take();
+            if let Some(known) = known.filter(|k| k.len < x.size && !x.full_sums && !whole_file) {
                 // Grown, with the destination's content known: maybe an
                 // append. The source checks; no signature either way.
+                // (`--whole-file` asks for no delta at all, so not then.)
                 x.mode = Mode::Append;
                 let req = Request::Delta {
                     path: x.src.as_bytes().to_vec(),

@@ -240,7 +240,7 @@ fn a_grown_file_whose_old_content_is_known_goes_as_its_tail_alone() {
     };
     // Returns the literal bytes and what the destination sent (a
     // signature, if one was asked for, and its replies).
-    let run = |new: &[u8]| {
+    let run = |new: &[u8], o: &ExecOptions| {
         std::fs::write(a.join("f"), new).unwrap();
         std::fs::write(b.join("f"), &old).unwrap();
         let before = dst
@@ -252,7 +252,7 @@ fn a_grown_file_whose_old_content_is_known_goes_as_its_tail_alone() {
             *k = Some(known);
         }
         let mut seen = Seen::default();
-        execute(&[op], &src, &dst, &ExecOptions::default(), &mut seen).unwrap();
+        execute(&[op], &src, &dst, o, &mut seen).unwrap();
         assert_eq!(std::fs::read(b.join("f")).unwrap(), new);
         let sent = dst
             .stats
@@ -264,7 +264,7 @@ fn a_grown_file_whose_old_content_is_known_goes_as_its_tail_alone() {
             other => panic!("{other:?}"),
         }
     };
-    let (literal, matched, dst_sent) = run(&appended);
+    let (literal, matched, dst_sent) = run(&appended, &ExecOptions::default());
     assert_eq!(literal, tail.len() as u64, "only the tail is literal");
     assert_eq!(matched, old.len() as u64);
     assert!(
@@ -272,7 +272,7 @@ fn a_grown_file_whose_old_content_is_known_goes_as_its_tail_alone() {
         "no signature: the destination sent {dst_sent} bytes"
     );
     // Not an append: the source says so, and the rounds take over.
-    let (literal, _, dst_sent) = run(&edited);
+    let (literal, _, dst_sent) = run(&edited, &ExecOptions::default());
     assert!(
         literal < tail.len() as u64 + 2048,
         "{literal} literal bytes"
@@ -281,4 +281,11 @@ fn a_grown_file_whose_old_content_is_known_goes_as_its_tail_alone() {
         dst_sent > 1000,
         "a signature was asked for: {dst_sent} bytes"
     );
+    // --whole-file asks for no delta at all: the whole file goes.
+    let whole = ExecOptions {
+        whole_file: true,
+        ..ExecOptions::default()
+    };
+    let (literal, matched, _) = run(&appended, &whole);
+    assert_eq!((literal, matched), (appended.len() as u64, 0));
 }
