@@ -22,6 +22,13 @@ use crate::path::RelPath;
 /// A new file's patch holds at most this many delta bytes in memory before
 /// it is spilled to a thread of its own.
 pub const HOLD_MAX: usize = 64 << 10;
+/// True for a patch the agent holds in memory until it is whole: one that
+/// makes a new file from nothing (no basis to copy, nothing kept to
+/// resume), so its file is no bigger than its delta.
+pub fn is_held(expect: Expect, resume_len: u64) -> bool {
+    expect == Expect::Absent && resume_len == 0
+}
+
 /// Most patches open at once. A new file's patch is held in memory (at
 /// most [`HOLD_MAX`] bytes, no thread, no descriptor) until it is
 /// whole; first syncs of many small files need hundreds of them in flight

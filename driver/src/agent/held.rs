@@ -18,13 +18,13 @@
 use std::collections::HashMap;
 
 use crossbeam::channel::{Receiver, bounded, unbounded};
-use deltasync_wire::{Expect, FileStat, Message};
+use deltasync_wire::{FileStat, Message};
 
 use super::patch::{self, PatchFeed, PatchJob, Patched};
 use super::root::Root;
 use crate::path::RelPath;
 
-pub use super::core::HOLD_MAX;
+use super::core::{HOLD_MAX, is_held};
 
 /// A held patch: its job and the delta bytes so far.
 #[derive(Debug)]
@@ -66,7 +66,7 @@ impl Holding {
     /// basis, and its file is no bigger than what is held); otherwise gives
     /// it back.
     pub fn start(&mut self, job: PatchJob) -> Option<PatchJob> {
-        if job.resume_len > 0 || job.expect != Expect::Absent {
+        if !is_held(job.expect, job.resume_len) {
             return Some(job);
         }
         self.held.insert(

@@ -253,11 +253,17 @@ pub fn matches(
     let _ = out.send(Message::Reply { id, rep });
 }
 
-/// True if `file`'s first `prefix.len` bytes have BLAKE3 `prefix.blake3`.
-fn starts_with(file: &mut File, prefix: &Partial) -> io::Result<bool> {
+/// Reads `file` from where it stands: if its next `prefix.len` bytes have
+/// BLAKE3 `prefix.blake3`, the hasher that has taken them; else `None`,
+/// with `file` back at its start.
+fn read_prefix(file: &mut File, prefix: &Partial) -> io::Result<Option<blake3::Hasher>> {
     let mut hasher = blake3::Hasher::new();
     let read = io::copy(&mut file.take(prefix.len), &mut hasher)?;
-    Ok(read == prefix.len && *hasher.finalize().as_bytes() == prefix.blake3)
+    if read == prefix.len && *hasher.finalize().as_bytes() == prefix.blake3 {
+        return Ok(Some(hasher));
+    }
+    file.seek(SeekFrom::Start(0))?;
+    Ok(None)
 }
 
 /// What a delta is made against: a peer's signature, or the rounds' runs.
@@ -318,29 +324,28 @@ fn try_delta(
         ..
     }) = against
     {
-        if !starts_with(&mut file, prefix).map_err(|e| fail(Code::FileIo, &e))? {
+        let found = read_prefix(&mut file, prefix).map_err(|e| fail(Code::FileIo, &e))?;
+        if found.is_none() {
             return Err(fail(
                 Code::NotPrefix,
                 &"does not start with the destination's file",
             ));
         }
+        // The delta reads the file from its start again: its copy of the
+        // prefix is a run like any other, and the whole-file BLAKE3 needs
+        // those bytes too. A second read of a page-cached prefix, which the
+        // signature round it spares would have cost more than.
         file.seek(SeekFrom::Start(0))
             .map_err(|e| fail(Code::FileIo, &e))?;
     }
-    let mut hasher = blake3::Hasher::new();
-    let mut skipped = 0;
-    if let Some(prefix) = skip.filter(|s| s.len <= before.size) {
-        // The receiver kept `len` bytes; they count only if they are ours.
-        let copied = io::copy(&mut (&mut file).take(prefix.len), &mut hasher)
-            .map_err(|e| fail(Code::FileIo, &e))?;
-        if copied == prefix.len && *hasher.finalize().as_bytes() == prefix.blake3 {
-            skipped = prefix.len;
-        } else {
-            hasher.reset();
-            file.seek(SeekFrom::Start(0))
-                .map_err(|e| fail(Code::FileIo, &e))?;
-        }
-    }
+    // The receiver kept `skip.len` bytes; they count only if they are ours.
+    let kept = match skip.filter(|s| s.len <= before.size) {
+        Some(prefix) => read_prefix(&mut file, &prefix)
+            .map_err(|e| fail(Code::FileIo, &e))?
+            .map(|hasher| (hasher, prefix.len)),
+        None => None,
+    };
+    let (hasher, skipped) = kept.unwrap_or_else(|| (blake3::Hasher::new(), 0));
     out.send(Message::Reply {
         id,
         rep: Reply::DeltaStart { skipped },

@@ -590,8 +590,7 @@ impl Exec<'_> {
                 // As the agent decides: a new file's patch is held until
                 // whole, unless its bytes pass `HOLD_MAX` (with room for the
                 // delta's own few bytes).
-                x.threaded = !(x.expect == Expect::Absent
-                    && skipped == 0
+                x.threaded = !(crate::agent::core::is_held(x.expect, skipped)
                     && x.size + 1024 <= crate::agent::core::HOLD_MAX as u64);
                 let req = Request::Patch {
                     path: x.dst.as_bytes().to_vec(),
