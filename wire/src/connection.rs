@@ -39,7 +39,7 @@ pub const MAX_CHUNK: usize = 64 * 1024;
 /// before it waits for `Credit`.
 pub const DELTA_WINDOW: u64 = 2 << 20;
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// Bytes moved, shared between a connection's halves and whoever reports.
 #[derive(Debug, Default)]

@@ -44,6 +44,7 @@ pub use connection::{
 };
 pub use error::WireError;
 pub use message::{
-    Attrs, Code, Entry, EntryKind, Expect, Feed, FileStat, Hello, Links, ListWants, Message, Mtime,
-    Owner, Partial, Reply, Request, Run, SigShape, Span, StashArea, Xattr,
+    Attrs, Code, Entry, EntryKind, Expect, Failed, Feed, FileData, FileStat, Hello, Links,
+    ListWants, MAX_BATCH_DATA, MAX_BATCH_FILE, MAX_BATCH_FILES, Message, Mtime, Owner, Partial,
+    PutFile, Reply, Request, Run, SigShape, Span, StashArea, Xattr,
 };

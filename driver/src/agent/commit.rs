@@ -21,7 +21,7 @@
 use std::time::{Duration, Instant};
 
 use crossbeam::channel::{Receiver, Sender};
-use deltasync_wire::{Code, Expect, Message, Reply};
+use deltasync_wire::{Code, Expect, Failed, Message, Reply};
 
 use super::root::Root;
 use crate::path::RelPath;
@@ -69,67 +69,162 @@ impl Syncer {
     }
 }
 
+/// What the commit thread takes.
+#[derive(Debug)]
+pub enum Work {
+    /// One patch's new version: answered `Done`, or an error.
+    One(Ready),
+    /// A `Put`'s files, in order, each written or why not: answered with
+    /// one `Placed`.
+    Batch {
+        id: u64,
+        files: Vec<Result<Ready, Failed>>,
+    },
+}
+
+impl Work {
+    fn files(&self) -> usize {
+        match self {
+            Work::One(_) => 1,
+            Work::Batch { files, .. } => files.len(),
+        }
+    }
+}
+
+/// Whose reply a committed file's is.
+enum Owner {
+    /// A patch's, at this place in the commit.
+    One(u64, usize),
+    /// A `Put`'s: each file failed already or is at this place.
+    Batch(u64, Vec<Result<usize, Failed>>),
+}
+
 /// Commits what arrives on `ready` in batches until every sender is gone.
-/// For each file, `finished(id)` is called before its reply goes to `out`,
-/// so the agent frees the patch's slot before the client hears of it.
-pub fn run(root: &Root, ready: Receiver<Ready>, out: &Sender<Message>, finished: impl Fn(u64)) {
+/// For each request, `finished(id)` is called before its reply goes to
+/// `out`, so the agent frees its slot before the client hears of it.
+pub fn run(root: &Root, ready: Receiver<Work>, out: &Sender<Message>, finished: impl Fn(u64)) {
     let fs = Syncer::new(root);
     while let Ok(first) = ready.recv() {
-        let mut batch = vec![first];
+        let mut files = first.files();
+        let mut works = vec![first];
         // Gather while files keep coming, for at most `GATHER`.
         let until = Instant::now() + GATHER;
-        while batch.len() < MAX_BATCH {
+        while files < MAX_BATCH {
             match ready.recv_deadline(until.min(Instant::now() + LULL)) {
-                Ok(r) => batch.push(r),
+                Ok(w) => {
+                    files += w.files();
+                    works.push(w);
+                }
                 Err(_) => break,
             }
         }
-        let ids: Vec<(u64, RelPath)> = batch.iter().map(|r| (r.id, r.path.clone())).collect();
+        let (batch, owners) = flatten(works);
+        let paths: Vec<RelPath> = batch.iter().map(|r| r.path.clone()).collect();
         let replies = match &fs {
             Ok(fs) => {
                 // A panic must not strand the batch's slots and replies.
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| commit(root, fs, batch)))
-                    .unwrap_or_else(|_| all_failed(ids, "commit failed (a bug)"))
+                    .unwrap_or_else(|_| all_failed(&paths, "commit failed (a bug)"))
             }
-            Err(e) => all_failed(ids, &format!("cannot open the root for syncfs: {e}")),
+            Err(e) => all_failed(&paths, &format!("cannot open the root for syncfs: {e}")),
         };
-        for (id, rep) in replies {
+        for (id, rep) in answers(owners, replies) {
             finished(id);
             let _ = out.send(Message::Reply { id, rep });
         }
     }
 }
 
-/// The same error for every file of a batch.
-fn all_failed(ids: Vec<(u64, RelPath)>, why: &str) -> Vec<(u64, Reply)> {
-    ids.into_iter()
-        .map(|(id, p)| (id, Reply::error(Code::FileIo, p.as_bytes(), why)))
+/// The files to commit, in order, and whose each is.
+fn flatten(works: Vec<Work>) -> (Vec<Ready>, Vec<Owner>) {
+    let mut batch = Vec::new();
+    let mut owners = Vec::with_capacity(works.len());
+    for w in works {
+        match w {
+            Work::One(r) => {
+                owners.push(Owner::One(r.id, batch.len()));
+                batch.push(r);
+            }
+            Work::Batch { id, files } => {
+                let at = files
+                    .into_iter()
+                    .map(|f| {
+                        f.map(|r| {
+                            batch.push(r);
+                            batch.len() - 1
+                        })
+                    })
+                    .collect();
+                owners.push(Owner::Batch(id, at));
+            }
+        }
+    }
+    (batch, owners)
+}
+
+/// Each request's reply, from the replies of the files committed.
+fn answers(owners: Vec<Owner>, replies: Vec<Reply>) -> Vec<(u64, Reply)> {
+    let mut replies: Vec<Option<Reply>> = replies.into_iter().map(Some).collect();
+    let mut take = |at: usize| {
+        replies[at]
+            .take()
+            .unwrap_or_else(|| Reply::error(Code::FileIo, b"", "no reply (a bug)"))
+    };
+    owners
+        .into_iter()
+        .map(|o| match o {
+            Owner::One(id, at) => (id, take(at)),
+            Owner::Batch(id, files) => {
+                let placed = files
+                    .into_iter()
+                    .map(|f| match f.map(&mut take) {
+                        Ok(Reply::Done) => None,
+                        Ok(Reply::Error { code, message, .. }) => Some(Failed { code, message }),
+                        Ok(other) => Some(Failed {
+                            code: Code::FileIo,
+                            message: format!("unexpected {other:?}"),
+                        }),
+                        Err(f) => Some(f),
+                    })
+                    .collect();
+                (id, Reply::Placed(placed))
+            }
+        })
         .collect()
 }
 
-/// Makes one batch durable and renames it into place; the reply for each.
-pub fn commit(root: &Root, fs: &Syncer, batch: Vec<Ready>) -> Vec<(u64, Reply)> {
+/// The same error for every file of a batch.
+fn all_failed(paths: &[RelPath], why: &str) -> Vec<Reply> {
+    paths
+        .iter()
+        .map(|p| Reply::error(Code::FileIo, p.as_bytes(), why))
+        .collect()
+}
+
+/// Makes one batch durable and renames it into place; the reply for each,
+/// in order.
+pub fn commit(root: &Root, fs: &Syncer, batch: Vec<Ready>) -> Vec<Reply> {
     let work = root.work_dir("partial");
     let synced = fs.sync();
-    let mut replies = Vec::with_capacity(batch.len());
+    let mut replies: Vec<Option<Reply>> = vec![None; batch.len()];
     let mut renamed = Vec::new();
-    for r in batch {
+    for (at, r) in batch.into_iter().enumerate() {
         let fail = |c, e: &dyn std::fmt::Display| Reply::error(c, r.path.as_bytes(), e);
         let work = match &work {
             Ok(w) => w,
             Err(e) => {
-                replies.push((r.id, fail(Code::FileIo, e)));
+                replies[at] = Some(fail(Code::FileIo, e));
                 continue;
             }
         };
         if let Err(e) = &synced {
             let _ = work.remove_file(&r.name);
-            replies.push((r.id, fail(Code::FileIo, &format!("syncfs: {e}"))));
+            replies[at] = Some(fail(Code::FileIo, &format!("syncfs: {e}")));
             continue;
         }
         match settle(root, work, &r.name, &r.path, &r.expect) {
-            Ok(()) => renamed.push(r),
-            Err(rep) => replies.push((r.id, rep)),
+            Ok(()) => renamed.push((at, r)),
+            Err(rep) => replies[at] = Some(rep),
         }
     }
     // The renames themselves, made durable before the client records them.
@@ -138,18 +233,17 @@ pub fn commit(root: &Root, fs: &Syncer, batch: Vec<Ready>) -> Vec<(u64, Reply)> 
     } else {
         fs.sync()
     };
-    for r in renamed {
-        let rep = match &after {
+    for (at, r) in renamed {
+        replies[at] = Some(match &after {
             Ok(()) => Reply::Done,
             Err(e) => Reply::error(
                 Code::FileIo,
                 r.path.as_bytes(),
                 format!("renamed into place, but syncfs failed: {e}"),
             ),
-        };
-        replies.push((r.id, rep));
+        });
     }
-    replies
+    replies.into_iter().flatten().collect()
 }
 
 /// Renames the durable new version `name` (in `work`) to `p` if `p` still
@@ -239,10 +333,8 @@ mod tests {
             ),
         ];
         let replies = commit(&root, &Syncer::new(&root).unwrap(), batch);
-        let mut ids: Vec<_> = replies.iter().map(|(id, _)| *id).collect();
-        ids.sort();
-        assert_eq!(ids, [1, 2, 3, 4]);
-        for (id, rep) in &replies {
+        assert_eq!(replies.len(), 4, "one reply per file, in order");
+        for (id, rep) in (1..).zip(&replies) {
             match id {
                 1 | 2 => assert!(matches!(rep, Reply::Done), "{id}: {rep:?}"),
                 _ => assert!(
@@ -266,6 +358,47 @@ mod tests {
         assert!(kept.exists(), "a refused version is kept for a later run");
     }
 
+    /// A patch's file and a `Put`'s files commit together: the patch gets
+    /// its own reply, the `Put` one `Placed` with each file's fate in its
+    /// order, failures met before the commit included.
+    #[test]
+    fn patches_and_batches_each_get_their_own_reply() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::open(dir.path(), false).unwrap();
+        std::fs::write(dir.path().join("taken"), b"live").unwrap();
+        let early = Failed {
+            code: Code::Checksum,
+            message: "bad".into(),
+        };
+        let works = vec![
+            Work::Batch {
+                id: 7,
+                files: vec![
+                    Ok(ready(&root, 7, b"x", b"1", Expect::Absent)),
+                    Err(early.clone()),
+                    Ok(ready(&root, 7, b"taken", b"2", Expect::Absent)),
+                ],
+            },
+            Work::One(ready(&root, 8, b"y", b"3", Expect::Absent)),
+        ];
+        let (batch, owners) = flatten(works);
+        let replies = commit(&root, &Syncer::new(&root).unwrap(), batch);
+        let answered = answers(owners, replies);
+        assert_eq!(answered.len(), 2);
+        let (id, Reply::Placed(placed)) = &answered[0] else {
+            panic!("{answered:?}");
+        };
+        assert_eq!(*id, 7);
+        assert_eq!(placed.len(), 3);
+        assert_eq!(placed[0], None);
+        assert_eq!(placed[1], Some(early));
+        assert_eq!(placed[2].as_ref().unwrap().code, Code::Changed);
+        assert_eq!(answered[1], (8, Reply::Done));
+        assert_eq!(std::fs::read(dir.path().join("x")).unwrap(), b"1");
+        assert_eq!(std::fs::read(dir.path().join("y")).unwrap(), b"3");
+        assert_eq!(std::fs::read(dir.path().join("taken")).unwrap(), b"live");
+    }
+
     /// The committer thread answers every file, frees each slot before the
     /// reply goes out, and ends when its senders are gone.
     #[test]
@@ -277,13 +410,13 @@ mod tests {
         let (freed_tx, freed) = crossbeam::channel::unbounded();
         for i in 0..300u64 {
             let name = format!("f{i}");
-            tx.send(ready(
+            tx.send(Work::One(ready(
                 &root,
                 i,
                 name.as_bytes(),
                 name.as_bytes(),
                 Expect::Absent,
-            ))
+            )))
             .unwrap();
         }
         drop(tx);

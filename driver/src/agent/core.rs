@@ -13,7 +13,8 @@ use std::collections::HashMap;
 
 use deltasync_engine::rounds::check_runs;
 use deltasync_wire::{
-    Attrs, Code, Expect, Feed, FileStat, Message, Partial, Reply, Request, SigShape, Span,
+    Attrs, Code, Expect, Feed, FileData, FileStat, Message, Partial, PutFile, Reply, Request,
+    SigShape, Span,
 };
 
 use super::jobs::Planned;
@@ -43,6 +44,10 @@ pub const MAX_PATCH_THREADS: usize = 256;
 /// Most signature and delta jobs open at once (queued, gathering their
 /// signature, or running).
 pub const MAX_JOBS: usize = 4096;
+/// Most `Put` batches open at once, each holding at most
+/// [`MAX_BATCH_DATA`](deltasync_wire::MAX_BATCH_DATA) bytes of files until
+/// they are written.
+pub const MAX_PUTS: usize = 8;
 /// Most bytes of signature one delta request may carry.
 pub const MAX_SIGNATURE: usize = 256 << 20;
 /// Most signature bytes held at once, over all delta requests.
@@ -91,6 +96,10 @@ pub enum Action {
         basis: Vec<Span>,
         sig: Vec<u8>,
     },
+    /// Queue a job that reads these files whole, for one `Files` reply.
+    Read { id: u64, paths: Vec<RelPath> },
+    /// Write these new versions and place them, for one `Placed` reply.
+    Put { id: u64, files: Vec<Placing> },
     /// Start a patch job; its delta follows as `PatchChunk`s and a `PatchEnd`.
     StartPatch {
         id: u64,
@@ -119,9 +128,26 @@ pub enum Action {
     Stop,
 }
 
+/// One file of a `Put`, its path checked.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Placing {
+    /// Where.
+    pub path: RelPath,
+    /// What must be there when the file replaces it.
+    pub expect: Expect,
+    /// Owner and extended attributes.
+    pub attrs: Attrs,
+    /// Its contents, stat and BLAKE3, as the source read them.
+    pub file: FileData,
+}
+
 /// One open request.
 #[derive(Debug)]
 enum Open {
+    /// A batch read queued or running.
+    Read,
+    /// A batch being placed.
+    Put,
     /// A signature job queued or running.
     Signature,
     /// A delta or match request gathering its signature; `held` counts
@@ -157,6 +183,8 @@ pub struct Core {
     jobs: usize,
     /// Patches open.
     patches: usize,
+    /// `Put` batches open.
+    puts: usize,
     /// Signature bytes held by gathering and running delta requests.
     sig_bytes: usize,
 }
@@ -200,7 +228,8 @@ impl Core {
 
     fn close(&mut self, id: u64) {
         match self.open.remove(&id) {
-            Some(Open::Signature) => self.jobs -= 1,
+            Some(Open::Signature | Open::Read) => self.jobs -= 1,
+            Some(Open::Put) => self.puts -= 1,
             Some(Open::Gathering { sig, held, .. }) => {
                 self.jobs -= 1;
                 self.sig_bytes -= sig.len() + held;
@@ -235,6 +264,11 @@ impl Core {
             self.open.insert(id, Open::Watch);
             return vec![Action::Watch { id }];
         }
+        let req = match req {
+            Request::Read { paths } => return self.read(id, paths),
+            Request::Put { files } => return self.put(id, files),
+            other => other,
+        };
         let (raw, stream) = match &req {
             Request::Signature { path, .. }
             | Request::Delta { path, .. }
@@ -339,6 +373,55 @@ impl Core {
             }
             _ => unreachable!("only streaming requests get here"),
         }
+    }
+
+    /// A batch read: one job, for many files.
+    fn read(&mut self, id: u64, raw: Vec<Vec<u8>>) -> Vec<Action> {
+        let mut paths = Vec::with_capacity(raw.len());
+        for p in raw {
+            match RelPath::parse(&p) {
+                Ok(path) => paths.push(path),
+                Err(e) => return vec![refuse(id, Code::Refused, &p, e)],
+            }
+        }
+        if self.jobs >= MAX_JOBS {
+            return vec![refuse(
+                id,
+                Code::Busy,
+                b"",
+                format!("the agent already has {MAX_JOBS} signature and delta jobs open, its limit"),
+            )];
+        }
+        self.jobs += 1;
+        self.open.insert(id, Open::Read);
+        vec![Action::Read { id, paths }]
+    }
+
+    /// A batch of new versions to place.
+    fn put(&mut self, id: u64, raw: Vec<PutFile>) -> Vec<Action> {
+        let mut files = Vec::with_capacity(raw.len());
+        for f in raw {
+            match RelPath::parse(&f.path) {
+                Ok(path) => files.push(Placing {
+                    path,
+                    expect: f.expect,
+                    attrs: f.attrs,
+                    file: f.file,
+                }),
+                Err(e) => return vec![refuse(id, Code::Refused, &f.path, e)],
+            }
+        }
+        if self.puts >= MAX_PUTS {
+            return vec![refuse(
+                id,
+                Code::Busy,
+                b"",
+                format!("the agent already has {MAX_PUTS} batches open, its limit"),
+            )];
+        }
+        self.puts += 1;
+        self.open.insert(id, Open::Put);
+        vec![Action::Put { id, files }]
     }
 
     /// Opens a request that gathers its signature before its job runs
@@ -478,7 +561,8 @@ impl Core {
             }
             // The job ends (and reports it) on its own; it is closed then.
             Some(Open::Delta { .. } | Open::Patch | Open::Watch) => vec![Action::Cancel { id }],
-            Some(Open::Signature) | None => Vec::new(),
+            // A batch ends, and replies, on its own.
+            Some(Open::Signature | Open::Read | Open::Put) | None => Vec::new(),
         }
     }
 }
@@ -632,6 +716,56 @@ mod tests {
         ));
         assert!(is_error(&a, Code::Data), "{a:?}");
         assert_eq!(c.open_count(), 0);
+    }
+
+    /// Batches are counted: `Put`s past `MAX_PUTS` are refused until one
+    /// ends; a bad path refuses the whole batch; a `Read` is a job.
+    #[test]
+    fn batches_are_counted_and_their_paths_checked() {
+        use deltasync_wire::{FileData, Mtime, PutFile};
+        let put = |path: &[u8]| Request::Put {
+            files: vec![PutFile {
+                path: path.to_vec(),
+                expect: Expect::Absent,
+                attrs: Attrs::default(),
+                file: FileData {
+                    stat: FileStat {
+                        size: 0,
+                        mtime: Mtime::new(0, 0),
+                        mode: 0o644,
+                    },
+                    blake3: [0; 32],
+                    data: Vec::new(),
+                },
+            }],
+        };
+        let mut c = Core::new();
+        for id in 0..MAX_PUTS as u64 {
+            let a = c.handle(call(id, put(b"f")));
+            assert!(matches!(&a[..], [Action::Put { .. }]), "{a:?}");
+        }
+        let a = c.handle(call(100, put(b"f")));
+        assert!(is_error(&a, Code::Busy), "{a:?}");
+        c.handle(Input::Finished(0));
+        let a = c.handle(call(101, put(b"f")));
+        assert!(matches!(&a[..], [Action::Put { .. }]), "{a:?}");
+        let a = c.handle(call(102, put(b"../f")));
+        assert!(is_error(&a, Code::Refused), "{a:?}");
+        let a = c.handle(call(
+            103,
+            Request::Read {
+                paths: vec![b"a".to_vec(), b"/etc/passwd".to_vec()],
+            },
+        ));
+        assert!(is_error(&a, Code::Refused), "{a:?}");
+        let a = c.handle(call(
+            104,
+            Request::Read {
+                paths: vec![b"a".to_vec()],
+            },
+        ));
+        assert!(matches!(&a[..], [Action::Read { .. }]), "{a:?}");
+        assert_eq!(c.open_count(), MAX_PUTS + 1);
     }
 
     #[test]

@@ -24,7 +24,8 @@ use super::patch::{self, PatchFeed, PatchJob, Patched};
 use super::root::Root;
 use crate::path::RelPath;
 
-use super::core::{HOLD_MAX, is_held};
+use super::commit::Work;
+use super::core::{HOLD_MAX, Placing, is_held};
 
 /// A held patch: its job and the delta bytes so far.
 #[derive(Debug)]
@@ -112,10 +113,35 @@ impl Holding {
     }
 }
 
-/// Runs whole patches as they come until every sender is gone; `done`
-/// hears how each ended (a reply to send, or a file for the commit).
-pub fn writer(root: &Root, wholes: Receiver<Whole>, done: impl Fn(u64, Patched)) {
-    for w in wholes {
+/// What the writer thread runs.
+#[derive(Debug)]
+pub enum Write {
+    /// A held patch, whole.
+    Patch(Whole),
+    /// A `Put`'s files (see [`batch`](super::batch)).
+    Put { id: u64, files: Vec<Placing> },
+}
+
+/// Runs whole patches and `Put`s as they come until every sender is gone;
+/// `done` hears how each patch ended (a reply to send, or a file for the
+/// commit), `written` takes each `Put`'s files for the commit.
+pub fn writer(
+    root: &Root,
+    jobs: Receiver<Write>,
+    done: impl Fn(u64, Patched),
+    written: impl Fn(Work),
+) {
+    for job in jobs {
+        let w = match job {
+            Write::Patch(w) => w,
+            Write::Put { id, files } => {
+                written(Work::Batch {
+                    id,
+                    files: super::batch::write(root, id, files),
+                });
+                continue;
+            }
+        };
         let id = w.job.id;
         let path = w.job.path.clone();
         // A panic on a peer's bytes must not strand this and every later

@@ -22,6 +22,7 @@
 //! an agent never outlives its client for long.
 
 mod attrs;
+mod batch;
 mod commit;
 pub mod core;
 mod held;
@@ -250,12 +251,19 @@ enum Job {
         basis: Vec<Span>,
         sig: Vec<u8>,
     },
+    Read {
+        id: u64,
+        paths: Vec<RelPath>,
+    },
 }
 
 impl Job {
     fn id(&self) -> u64 {
         match self {
-            Job::Signature { id, .. } | Job::Delta { id, .. } | Job::Match { id, .. } => *id,
+            Job::Signature { id, .. }
+            | Job::Delta { id, .. }
+            | Job::Match { id, .. }
+            | Job::Read { id, .. } => *id,
         }
     }
 }
@@ -277,15 +285,15 @@ struct Session {
     big: Sender<Job>,
     small: Sender<Job>,
     /// Small checked files, to the group commit.
-    commit: Sender<commit::Ready>,
+    commit: Sender<commit::Work>,
     /// Patch threads, reused.
     patches: Pool,
     /// Patches running on those threads now (at most `MAX_PATCH_THREADS`).
     running: Arc<AtomicUsize>,
     /// Small new patches, held until they are whole…
     holding: held::Holding,
-    /// …then run one after another by the writer thread.
-    wholes: Sender<held::Whole>,
+    /// …then run one after another by the writer thread, as are `Put`s.
+    wholes: Sender<held::Write>,
     feeds: HashMap<u64, Feeding>,
     credits: HashMap<u64, Arc<Credit>>,
     threads: Vec<JoinHandle<()>>,
@@ -332,20 +340,24 @@ impl Session {
                 lane(&root, rx, &out, &done)
             }));
         }
-        let (commit, commit_rx) = unbounded::<commit::Ready>();
+        let (commit, commit_rx) = unbounded::<commit::Work>();
         let (r, o, done) = (root.clone(), out.clone(), finished.clone());
         threads.push(crate::link::spawn("agent-commit", move || {
             commit::run(&r, commit_rx, &o, |id| {
                 let _ = done.send(Event::Input(Input::Finished(id)));
             });
         }));
-        let (wholes, wholes_rx) = unbounded::<held::Whole>();
-        let (r, ended) = (
+        let (wholes, wholes_rx) = unbounded::<held::Write>();
+        let (r, ended, to_commit) = (
             root.clone(),
             on_end(out.clone(), finished.clone(), commit.clone()),
+            commit.clone(),
         );
         threads.push(crate::link::spawn("agent-writer", move || {
-            held::writer(&r, wholes_rx, ended)
+            held::writer(&r, wholes_rx, ended, |w| {
+                // Gone only while shutting down: the files stay in partial/.
+                let _ = to_commit.send(w);
+            })
         }));
         Session {
             root,
@@ -456,6 +468,12 @@ impl Session {
                     sig,
                 });
             }
+            Action::Read { id, paths } => {
+                let _ = self.small.send(Job::Read { id, paths });
+            }
+            Action::Put { id, files } => {
+                let _ = self.wholes.send(held::Write::Put { id, files });
+            }
             Action::StartPatch {
                 id,
                 path,
@@ -489,7 +507,7 @@ impl Session {
             },
             Action::PatchEnd { id, stat, blake3 } => {
                 if let Some(whole) = self.holding.end(id, stat, blake3) {
-                    let _ = self.wholes.send(whole);
+                    let _ = self.wholes.send(held::Write::Patch(whole));
                 } else if let Some(f) = self.feeds.remove(&id) {
                     let _ = f.end.send((stat, blake3));
                     let _ = f.chunks.send(None);
@@ -638,7 +656,7 @@ impl Session {
 fn on_end(
     out: Sender<Message>,
     done: Sender<Event>,
-    commit: Sender<commit::Ready>,
+    commit: Sender<commit::Work>,
 ) -> impl Fn(u64, Patched) + Send + 'static {
     move |id, patched| match patched {
         Patched::Reply(reply) => {
@@ -651,7 +669,7 @@ fn on_end(
         // The commit frees the slot and replies. If it is gone (shutting
         // down), the checked new version stays in partial/ for the next run.
         Patched::Ready(ready) => {
-            let _ = commit.send(ready);
+            let _ = commit.send(commit::Work::One(ready));
         }
     }
 }
@@ -689,6 +707,7 @@ fn lane(root: &Root, jobs: Receiver<Job>, out: &Sender<Message>, done: &Sender<E
                 sig,
                 ..
             } => jobs::matches(root, id, &path, &spans, &basis, &sig, out),
+            Job::Read { paths, .. } => batch::read(root, id, &paths, out),
         }
         let _ = done.send(Event::Input(Input::Finished(id)));
     }

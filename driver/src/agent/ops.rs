@@ -134,6 +134,8 @@ pub(super) fn handle(root: &Root, req: &Request) -> Reply {
         | Request::Delta { .. }
         | Request::Match { .. }
         | Request::Patch { .. }
+        | Request::Read { .. }
+        | Request::Put { .. }
         | Request::Watch => Ok(Reply::error(
             Code::Refused,
             b"",

@@ -2,6 +2,7 @@
 //! `docs/protocol.md`). A message's type byte names both its envelope and
 //! its body; every payload but the greeting starts with the request id.
 
+use super::batch::*;
 use super::fields::*;
 use super::rounds::*;
 use super::{
@@ -35,6 +36,8 @@ mod kind {
     pub const SPACE: u8 = 0x69;
     pub const WATCH: u8 = 0x6a;
     pub const MATCH: u8 = 0x6b;
+    pub const READ: u8 = 0x35;
+    pub const PUT: u8 = 0x42;
     // Replies.
     pub const ERROR: u8 = 0x02;
     pub const ENTRY: u8 = 0x11;
@@ -48,6 +51,8 @@ mod kind {
     pub const DELTA_END: u8 = 0x32;
     pub const DELTA_START: u8 = 0x33;
     pub const MATCHED: u8 = 0x34;
+    pub const FILES: u8 = 0x36;
+    pub const PLACED: u8 = 0x43;
     pub const DONE: u8 = 0x41;
     pub const VALUE: u8 = 0x61;
     // Feeds.
@@ -86,6 +91,8 @@ fn kind_name(k: u8) -> Option<&'static str> {
         SPACE => "Space",
         WATCH => "Watch",
         MATCH => "Match",
+        READ => "Read",
+        PUT => "Put",
         ERROR => "Error",
         ENTRY => "Entry",
         LIST_END => "ListEnd",
@@ -98,6 +105,8 @@ fn kind_name(k: u8) -> Option<&'static str> {
         DELTA_END => "DeltaEnd",
         DELTA_START => "DeltaStart",
         MATCHED => "Matched",
+        FILES => "Files",
+        PLACED => "Placed",
         DONE => "Done",
         VALUE => "Value",
         FEED_SIG_CHUNK => "Feed SigChunk",
@@ -194,6 +203,14 @@ fn put_request(e: &mut Enc, r: &Request) -> u8 {
             put_spans(e, spans);
             put_spans(e, basis);
             kind::MATCH
+        }
+        Request::Read { paths } => {
+            put_paths(e, paths);
+            kind::READ
+        }
+        Request::Put { files } => {
+            put_puts(e, files);
+            kind::PUT
         }
         Request::Patch {
             path,
@@ -372,6 +389,14 @@ fn put_reply(e: &mut Enc, r: &Reply) -> u8 {
             put_runs(e, runs);
             kind::MATCHED
         }
+        Reply::Files(files) => {
+            put_files(e, files);
+            kind::FILES
+        }
+        Reply::Placed(placed) => {
+            put_placed(e, placed);
+            kind::PLACED
+        }
         Reply::DeltaChunk(data) => {
             e.buf.extend_from_slice(data);
             kind::DELTA_CHUNK
@@ -418,7 +443,7 @@ pub(super) fn decode(k: u8, payload: &[u8]) -> Result<Message, WireError> {
         CANCEL => Message::Cancel { id: d.varint()? },
         LIST | SIGNATURE | DELTA | PATCH | MKDIR | SYMLINK | SET_ATTR | REMOVE | LINK
         | REPLICA_ID | HASH | STASH | RENAME | LOCK | UNLOCK | PURGE | PAIR | SPACE | WATCH
-        | MATCH => {
+        | MATCH | READ | PUT => {
             let id = d.varint()?;
             Message::Call {
                 id,
@@ -505,6 +530,12 @@ fn get_request(k: u8, d: &mut Dec<'_>) -> Result<Request, WireError> {
             sparse: d.bool()?,
         },
         HASH => Request::Hash { path: path(d)? },
+        READ => Request::Read {
+            paths: get_paths(d)?,
+        },
+        PUT => Request::Put {
+            files: get_puts(d)?,
+        },
         MKDIR => Request::Mkdir {
             path: path(d)?,
             attrs: get_attrs(d)?,
@@ -615,6 +646,8 @@ fn get_reply(k: u8, d: &mut Dec<'_>) -> Result<Reply, WireError> {
             runs: get_runs(d, "Matched")?,
         },
         DELTA_CHUNK => Reply::DeltaChunk(d.rest().to_vec()),
+        FILES => Reply::Files(get_files(d)?),
+        PLACED => Reply::Placed(get_placed(d)?),
         _ => Reply::DeltaEnd {
             stat: get_stat(d)?,
             blake3: d.hash()?,

@@ -16,6 +16,7 @@
 //! are raw bytes (Unix file names need not be UTF-8); the wire only bounds
 //! their length, the receiving agent checks their shape.
 
+mod batch;
 mod envelope;
 mod fields;
 mod rounds;
@@ -25,6 +26,7 @@ pub use fields::{
     Attrs, Entry, EntryKind, Expect, FileStat, Links, ListWants, Mtime, Owner, Partial, StashArea,
     Xattr,
 };
+pub use batch::{FileData, Failed, MAX_BATCH_DATA, MAX_BATCH_FILE, MAX_BATCH_FILES, PutFile};
 pub use rounds::{Run, SigShape, Span};
 
 /// Longest path the wire carries.
@@ -189,6 +191,14 @@ pub enum Request {
         attrs: Attrs,
         sparse: bool,
     },
+    /// Read each file at `paths` whole (at most [`MAX_BATCH_FILES`], each
+    /// at most [`MAX_BATCH_FILE`] bytes, [`MAX_BATCH_DATA`] in all): one
+    /// `Files`, in the same order.
+    Read { paths: Vec<Vec<u8>> },
+    /// Place each of `files` as a new version (checked, made durable,
+    /// renamed in if its path still holds what `expect` says): one
+    /// `Placed`, in the same order.
+    Put { files: Vec<PutFile> },
     /// Hash the file at `path`: `Entry` with its BLAKE3.
     Hash { path: Vec<u8> },
     /// Create a directory (fine if one is there): `Done`.
@@ -315,6 +325,10 @@ pub enum Reply {
     Matched { stat: FileStat, runs: Vec<Run> },
     /// A piece of a delta.
     DeltaChunk(Vec<u8>),
+    /// The files a `Read` asked for, each whole or why not. Terminal.
+    Files(Vec<Result<FileData, Failed>>),
+    /// What became of each file of a `Put` (`None`: placed). Terminal.
+    Placed(Vec<Option<Failed>>),
     /// The delta is complete. `stat` is the source file as it was read. Terminal.
     DeltaEnd {
         stat: FileStat,

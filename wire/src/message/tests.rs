@@ -310,6 +310,47 @@ fn samples() -> Vec<Message> {
                 partial: Some(partial),
             },
         ),
+        call(
+            12,
+            Request::Read {
+                paths: vec![b"a".to_vec(), b"d/b\xff".to_vec()],
+            },
+        ),
+        call(
+            13,
+            Request::Put {
+                files: vec![PutFile {
+                    path: b"d/b".to_vec(),
+                    expect: Expect::Absent,
+                    attrs: Attrs {
+                        mode: Some(0o600),
+                        ..Attrs::default()
+                    },
+                    file: file(b"abc"),
+                }],
+            },
+        ),
+        reply(
+            12,
+            Reply::Files(vec![
+                Ok(file(b"abc")),
+                Err(Failed {
+                    code: Code::Vanished,
+                    message: "gone".into(),
+                }),
+                Ok(file(b"")),
+            ]),
+        ),
+        reply(
+            13,
+            Reply::Placed(vec![
+                None,
+                Some(Failed {
+                    code: Code::Changed,
+                    message: "moved".into(),
+                }),
+            ]),
+        ),
         reply(4, Reply::DeltaStart { skipped: 100 }),
         reply(4, Reply::DeltaChunk(vec![1])),
         reply(
@@ -323,6 +364,105 @@ fn samples() -> Vec<Message> {
             },
         ),
     ]
+}
+
+fn file(data: &[u8]) -> FileData {
+    FileData {
+        stat: FileStat {
+            size: data.len() as u64,
+            mtime: Mtime::new(5, 6),
+            mode: 0o644,
+        },
+        blake3: [3; 32],
+        data: data.to_vec(),
+    }
+}
+
+/// A batch past its limits, or whose data disagrees with its stat, is
+/// refused as it is read, before anything is allocated for it.
+#[test]
+fn batches_past_their_limits_are_refused() {
+    let decode = |m: Message| {
+        let (k, p) = m.encode();
+        Message::decode(k, &p)
+    };
+    let files = |f: Vec<FileData>| Message::Reply {
+        id: 1,
+        rep: Reply::Files(f.into_iter().map(Ok).collect()),
+    };
+    let big = vec![0; MAX_BATCH_FILE as usize];
+    let fits = vec![file(&big); MAX_BATCH_DATA / big.len()];
+    assert!(decode(files(fits.clone())).is_ok());
+    let mut over = fits;
+    over.push(file(b"x"));
+    assert!(decode(files(over)).is_err(), "one byte past the total");
+    let one_big = vec![0; MAX_BATCH_FILE as usize + 1];
+    assert!(decode(files(vec![file(&one_big)])).is_err());
+    let mut lying = file(b"abc");
+    lying.stat.size = 2;
+    assert!(decode(files(vec![lying.clone()])).is_err());
+    let put = Message::Call {
+        id: 2,
+        req: Request::Put {
+            files: vec![PutFile {
+                path: b"f".to_vec(),
+                expect: Expect::Absent,
+                attrs: Attrs::default(),
+                file: lying,
+            }],
+        },
+    };
+    assert!(decode(put).is_err(), "a Put is checked alike");
+    let xattrs = Attrs {
+        owner: Some(Owner {
+            uid: 1,
+            gid: 2,
+            user: "u".repeat(300),
+            group: "g".into(),
+        }),
+        xattrs: Some(vec![
+            Xattr {
+                name: b"user.a".to_vec(),
+                value: vec![7; 5000],
+            };
+            3
+        ]),
+        mode: Some(0o7777),
+        mtime: Some(Mtime::new(i64::MIN, 999_999_999)),
+    };
+    let one = PutFile {
+        path: vec![b'p'; MAX_PATH],
+        expect: Expect::File {
+            size: u64::MAX,
+            mtime: Mtime::new(i64::MAX, 1),
+        },
+        attrs: xattrs,
+        file: file(b"abcd"),
+    };
+    let (_, p) = Message::Call {
+        id: u64::MAX,
+        req: Request::Put {
+            files: vec![one.clone()],
+        },
+    }
+    .encode();
+    assert!(
+        p.len() <= PutFile::meta_bound(&one.path, &one.attrs) + one.file.data.len(),
+        "the bound holds for a Put of one file"
+    );
+    let read = |n: usize| Message::Call {
+        id: 3,
+        req: Request::Read {
+            paths: vec![b"f".to_vec(); n],
+        },
+    };
+    assert!(decode(read(MAX_BATCH_FILES)).is_ok());
+    assert!(decode(read(MAX_BATCH_FILES + 1)).is_err());
+    let placed = Message::Reply {
+        id: 4,
+        rep: Reply::Placed(vec![None; MAX_BATCH_FILES + 1]),
+    };
+    assert!(decode(placed).is_err());
 }
 
 fn takes_rest(m: &Message) -> bool {
