@@ -84,13 +84,21 @@ fn read_one(root: &Root, p: &RelPath, room: usize) -> Result<FileData, Failed> {
         .map_err(|e| failed(Code::FileIo, e))?;
     let after = stat_of(&file).map_err(|e| failed(Code::FileIo, e))?;
     if after != before || data.len() as u64 != before.size {
-        return Err(failed(Code::Changed, "file changed while it was being read"));
+        return Err(failed(
+            Code::Changed,
+            "file changed while it was being read",
+        ));
     }
     // RACE: as a delta's (`jobs::try_delta`): the path may have been
     // renamed over while we read the old file through our descriptor.
     match root.lstat(p) {
         Ok(Some(m)) if m.is_file() && m.len() == before.size && mtime_of(&m) == before.mtime => {}
-        _ => return Err(failed(Code::Changed, "file replaced while it was being read")),
+        _ => {
+            return Err(failed(
+                Code::Changed,
+                "file replaced while it was being read",
+            ));
+        }
     }
     Ok(FileData {
         stat: before,
@@ -200,8 +208,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let n = MAX_BATCH_DATA / MAX_BATCH_FILE as usize;
         for i in 0..=n {
-            std::fs::write(dir.path().join(i.to_string()), vec![1; MAX_BATCH_FILE as usize])
-                .unwrap();
+            std::fs::write(
+                dir.path().join(i.to_string()),
+                vec![1; MAX_BATCH_FILE as usize],
+            )
+            .unwrap();
         }
         let root = Root::open(dir.path(), true).unwrap();
         let (tx, rx) = unbounded();

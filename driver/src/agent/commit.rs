@@ -2,11 +2,14 @@
 //!
 //! A patch job writes and checks its file in `.deltasync/partial/`. A large
 //! file is then fsynced and renamed into place by its own job. A small one
-//! is handed here instead, as [`Ready`]: this thread takes every file that
-//! is waiting, makes their data durable with one `syncfs`, renames each
-//! into place (if the live path still holds what the plan saw), makes the
-//! renames durable with a second `syncfs`, and only then replies `Done`
-//! for each. So a file is always either its old or its new version, a
+//! is handed here instead, as [`Ready`], and so are the files of a `Put`
+//! ([`Work::Batch`], see [`batch`](super::batch)): this thread takes every
+//! file that is waiting, makes their data durable with one `syncfs`,
+//! renames each into place (if the live path still holds what the plan
+//! saw), makes the renames durable with a second `syncfs` (the next
+//! batch's first, when more files come soon), and only then
+//! replies `Done` for each patch and `Placed` for each `Put`. So a file is
+//! always either its old or its new version, a
 //! `Done` (on which the client records the state) means durable, and a
 //! first sync of 100,000 small files costs a few hundred `syncfs` calls,
 //! not 100,000 `fsync` calls each forcing its own journal commit.
@@ -30,8 +33,9 @@ use crate::path::RelPath;
 /// their own (their writeback costs more than a journal commit anyway).
 pub const GROUP_MAX: u64 = 1 << 20;
 
-/// At most this many files per `syncfs`.
-const MAX_BATCH: usize = 128;
+/// At most this many files per `syncfs` (the agent holds at most
+/// `MAX_PATCHES` patches and `MAX_PUTS` batches anyway).
+const MAX_BATCH: usize = 1024;
 /// A batch gathers for at most this long after its first file…
 const GATHER: Duration = Duration::from_millis(20);
 /// …and stops early when no file came for this long.
@@ -102,36 +106,81 @@ enum Owner {
 /// Commits what arrives on `ready` in batches until every sender is gone.
 /// For each request, `finished(id)` is called before its reply goes to
 /// `out`, so the agent frees its slot before the client hears of it.
+///
+/// Each batch's renames are made durable by the next batch's first
+/// `syncfs` when more work comes within `GATHER` (one `syncfs` a batch
+/// while files keep coming), or by one of their own; their replies wait
+/// for it.
 pub fn run(root: &Root, ready: Receiver<Work>, out: &Sender<Message>, finished: impl Fn(u64)) {
     let fs = Syncer::new(root);
-    while let Ok(first) = ready.recv() {
-        let mut files = first.files();
-        let mut works = vec![first];
-        // Gather while files keep coming, for at most `GATHER`.
-        let until = Instant::now() + GATHER;
-        while files < MAX_BATCH {
-            match ready.recv_deadline(until.min(Instant::now() + LULL)) {
-                Ok(w) => {
-                    files += w.files();
-                    works.push(w);
-                }
-                Err(_) => break,
-            }
-        }
-        let (batch, owners) = flatten(works);
-        let paths: Vec<RelPath> = batch.iter().map(|r| r.path.clone()).collect();
-        let replies = match &fs {
-            Ok(fs) => {
-                // A panic must not strand the batch's slots and replies.
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| commit(root, fs, batch)))
-                    .unwrap_or_else(|_| all_failed(&paths, "commit failed (a bug)"))
-            }
-            Err(e) => all_failed(&paths, &format!("cannot open the root for syncfs: {e}")),
-        };
-        for (id, rep) in answers(owners, replies) {
+    let send = |answered: Vec<(u64, Reply)>| {
+        for (id, rep) in answered {
             finished(id);
             let _ = out.send(Message::Reply { id, rep });
         }
+    };
+    let mut waiting: Option<(Vec<Owner>, Landed)> = None;
+    loop {
+        let first = match &waiting {
+            None => match ready.recv() {
+                Ok(w) => w,
+                Err(_) => break,
+            },
+            Some(_) => match ready.recv_timeout(GATHER) {
+                Ok(w) => w,
+                Err(e) => {
+                    if let Some((owners, landed)) = waiting.take() {
+                        send(answers(owners, landed.seal(&sync(&fs))));
+                    }
+                    if e.is_disconnected() {
+                        break;
+                    }
+                    continue;
+                }
+            },
+        };
+        let (batch, owners) = flatten(gather(first, &ready));
+        // The batch's data, and the last batch's renames.
+        let synced = sync(&fs);
+        if let Some((owners, landed)) = waiting.take() {
+            send(answers(owners, landed.seal(&synced)));
+        }
+        let paths: Vec<RelPath> = batch.iter().map(|r| r.path.clone()).collect();
+        // A panic must not strand the batch's slots and replies.
+        let landed =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| land(root, &synced, batch)))
+                .unwrap_or_else(|_| Landed::failed(&paths, "commit failed (a bug)"));
+        if landed.renamed.is_empty() {
+            send(answers(owners, landed.seal(&Ok(()))));
+        } else {
+            waiting = Some((owners, landed));
+        }
+    }
+}
+
+/// `first`, and what else comes while files keep coming, for at most
+/// `GATHER` and `MAX_BATCH` files.
+fn gather(first: Work, ready: &Receiver<Work>) -> Vec<Work> {
+    let mut files = first.files();
+    let mut works = vec![first];
+    let until = Instant::now() + GATHER;
+    while files < MAX_BATCH {
+        match ready.recv_deadline(until.min(Instant::now() + LULL)) {
+            Ok(w) => {
+                files += w.files();
+                works.push(w);
+            }
+            Err(_) => break,
+        }
+    }
+    works
+}
+
+/// One `syncfs`, or why it failed.
+fn sync(fs: &std::io::Result<Syncer>) -> Result<(), String> {
+    match fs {
+        Ok(fs) => fs.sync().map_err(|e| format!("syncfs: {e}")),
+        Err(e) => Err(format!("cannot open the root for syncfs: {e}")),
     }
 }
 
@@ -193,19 +242,49 @@ fn answers(owners: Vec<Owner>, replies: Vec<Reply>) -> Vec<(u64, Reply)> {
         .collect()
 }
 
-/// The same error for every file of a batch.
-fn all_failed(paths: &[RelPath], why: &str) -> Vec<Reply> {
-    paths
-        .iter()
-        .map(|p| Reply::error(Code::FileIo, p.as_bytes(), why))
-        .collect()
+/// A batch renamed into place (those of its files that could be), its
+/// renames not yet durable.
+#[derive(Debug)]
+pub struct Landed {
+    /// Each file's reply, once it has one.
+    replies: Vec<Option<Reply>>,
+    /// The files renamed, by place.
+    renamed: Vec<(usize, RelPath)>,
 }
 
-/// Makes one batch durable and renames it into place; the reply for each,
-/// in order.
-pub fn commit(root: &Root, fs: &Syncer, batch: Vec<Ready>) -> Vec<Reply> {
+impl Landed {
+    /// The same error for every file of a batch.
+    fn failed(paths: &[RelPath], why: &str) -> Landed {
+        Landed {
+            replies: paths
+                .iter()
+                .map(|p| Some(Reply::error(Code::FileIo, p.as_bytes(), why)))
+                .collect(),
+            renamed: Vec::new(),
+        }
+    }
+
+    /// Every file's reply, in order, once `after` (a `syncfs` made after
+    /// the renames) says whether they are durable.
+    pub fn seal(mut self, after: &Result<(), String>) -> Vec<Reply> {
+        for (at, path) in self.renamed {
+            self.replies[at] = Some(match after {
+                Ok(()) => Reply::Done,
+                Err(e) => Reply::error(
+                    Code::FileIo,
+                    path.as_bytes(),
+                    format!("renamed into place, but {e}"),
+                ),
+            });
+        }
+        self.replies.into_iter().flatten().collect()
+    }
+}
+
+/// Renames each file of a batch whose data `synced` made durable into
+/// place, if its path still holds what the plan saw.
+pub fn land(root: &Root, synced: &Result<(), String>, batch: Vec<Ready>) -> Landed {
     let work = root.work_dir("partial");
-    let synced = fs.sync();
     let mut replies: Vec<Option<Reply>> = vec![None; batch.len()];
     let mut renamed = Vec::new();
     for (at, r) in batch.into_iter().enumerate() {
@@ -217,33 +296,25 @@ pub fn commit(root: &Root, fs: &Syncer, batch: Vec<Ready>) -> Vec<Reply> {
                 continue;
             }
         };
-        if let Err(e) = &synced {
+        if let Err(e) = synced {
             let _ = work.remove_file(&r.name);
-            replies[at] = Some(fail(Code::FileIo, &format!("syncfs: {e}")));
+            replies[at] = Some(fail(Code::FileIo, e));
             continue;
         }
         match settle(root, work, &r.name, &r.path, &r.expect) {
-            Ok(()) => renamed.push((at, r)),
+            Ok(()) => renamed.push((at, r.path)),
             Err(rep) => replies[at] = Some(rep),
         }
     }
-    // The renames themselves, made durable before the client records them.
-    let after = if renamed.is_empty() {
-        Ok(())
-    } else {
-        fs.sync()
-    };
-    for (at, r) in renamed {
-        replies[at] = Some(match &after {
-            Ok(()) => Reply::Done,
-            Err(e) => Reply::error(
-                Code::FileIo,
-                r.path.as_bytes(),
-                format!("renamed into place, but syncfs failed: {e}"),
-            ),
-        });
-    }
-    replies.into_iter().flatten().collect()
+    Landed { replies, renamed }
+}
+
+/// Makes one batch durable and renames it into place, with a `syncfs`
+/// before and one after; the reply for each, in order.
+#[cfg(test)]
+pub fn commit(root: &Root, fs: &Syncer, batch: Vec<Ready>) -> Vec<Reply> {
+    let sync = || fs.sync().map_err(|e| format!("syncfs: {e}"));
+    land(root, &sync(), batch).seal(&sync())
 }
 
 /// Renames the durable new version `name` (in `work`) to `p` if `p` still

@@ -389,7 +389,9 @@ impl Core {
                 id,
                 Code::Busy,
                 b"",
-                format!("the agent already has {MAX_JOBS} signature and delta jobs open, its limit"),
+                format!(
+                    "the agent already has {MAX_JOBS} signature and delta jobs open, its limit"
+                ),
             )];
         }
         self.jobs += 1;

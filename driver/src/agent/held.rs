@@ -117,7 +117,7 @@ impl Holding {
 #[derive(Debug)]
 pub enum Write {
     /// A held patch, whole.
-    Patch(Whole),
+    Patch(Box<Whole>),
     /// A `Put`'s files (see [`batch`](super::batch)).
     Put { id: u64, files: Vec<Placing> },
 }
@@ -133,7 +133,7 @@ pub fn writer(
 ) {
     for job in jobs {
         let w = match job {
-            Write::Patch(w) => w,
+            Write::Patch(w) => *w,
             Write::Put { id, files } => {
                 written(Work::Batch {
                     id,

@@ -507,7 +507,7 @@ impl Session {
             },
             Action::PatchEnd { id, stat, blake3 } => {
                 if let Some(whole) = self.holding.end(id, stat, blake3) {
-                    let _ = self.wholes.send(held::Write::Patch(whole));
+                    let _ = self.wholes.send(held::Write::Patch(Box::new(whole)));
                 } else if let Some(f) = self.feeds.remove(&id) {
                     let _ = f.end.send((stat, blake3));
                     let _ = f.chunks.send(None);

@@ -29,11 +29,14 @@
 //! state needs no locks. Each agent numbers its own requests; a reply to a
 //! request we cancelled finds nothing and is dropped.
 
+mod batch;
+mod in_batches;
 mod in_rounds;
 mod op;
 mod outbox;
 mod rounds;
 
+use batch::Batcher;
 pub use op::{Observer, Op, Outcome, Sent};
 use outbox::Outbox;
 use rounds::{Mode, Rounds};
@@ -67,6 +70,10 @@ pub struct ExecOptions {
     /// On unless `DELTASYNC_SINGLE_ROUND` is set, which benchmarks use to
     /// measure what the rounds save.
     pub rounds: bool,
+    /// Send small new files in batches (see `batch.rs`). On unless
+    /// `DELTASYNC_NO_BATCH` is set, which benchmarks use to measure what
+    /// batches save.
+    pub batches: bool,
     /// Write runs of zeros as holes (`-S`).
     pub sparse: bool,
     /// Files in flight at once.
@@ -83,6 +90,7 @@ impl Default for ExecOptions {
         ExecOptions {
             whole_file: false,
             rounds: std::env::var_os("DELTASYNC_SINGLE_ROUND").is_none(),
+            batches: std::env::var_os("DELTASYNC_NO_BATCH").is_none(),
             sparse: false,
             window: 1024,
             deadline: None,
@@ -112,6 +120,9 @@ pub fn execute(
         queue: VecDeque::new(),
         active: 0,
         out: Outbox::default(),
+        batches: Batcher::default(),
+        reads: HashMap::new(),
+        puts: HashMap::new(),
     };
     let mut phases = || {
         for phase in 0..=2 {
@@ -152,6 +163,8 @@ struct Xfer {
     /// The patch runs on a thread of its own on the destination (it counts
     /// toward `MAX_PATCH_THREADS` too): all but a small new file's.
     threaded: bool,
+    /// Sent in a batch (so not counted in the window).
+    batched: bool,
     forwarded: u64,
     /// Forwarded bytes not yet granted back to the source as credit.
     ungranted: u64,
@@ -193,6 +206,12 @@ struct Exec<'a> {
     active: usize,
     /// What goes to the destination, in what order.
     out: Outbox,
+    /// Small new files, in batches not yet sent.
+    batches: Batcher,
+    /// Batches read by the source (its `Read` request id -> transfers)…
+    reads: HashMap<u64, Vec<usize>>,
+    /// …and placed by the destination (its `Put` request id).
+    puts: HashMap<u64, Vec<usize>>,
 }
 
 fn hung_up() -> DriverError {
@@ -232,6 +251,7 @@ impl Exec<'_> {
                         patch: None,
                         patch_sent: false,
                         threaded: false,
+                        batched: false,
                         forwarded: 0,
                         ungranted: 0,
                         sent: None,
@@ -250,16 +270,30 @@ impl Exec<'_> {
         Ok(())
     }
 
-    /// Starts queued transfers while the window has room.
+    /// Starts queued transfers while the window has room; small new files
+    /// join batches, which the window does not limit.
     fn pump(&mut self) -> Result<(), DriverError> {
-        while self.active < self.o.window.max(1) {
-            let Some(i) = self.queue.pop_front() else {
-                break;
-            };
-            self.active += 1;
+        while let Some(&i) = self.queue.front() {
             let Some(x) = self.xfers.get_mut(&i) else {
+                self.queue.pop_front();
                 continue;
             };
+            if self.o.batches
+                && !self.o.sparse
+                && x.expect == Expect::Absent
+                && x.attempt == 0
+                && batch::fits(x.size, x.dst.as_bytes(), &x.attrs)
+            {
+                self.queue.pop_front();
+                x.batched = true;
+                self.batches.add(i, x.size, x.dst.as_bytes(), &x.attrs);
+                continue;
+            }
+            if self.active >= self.o.window.max(1) {
+                break;
+            }
+            self.queue.pop_front();
+            self.active += 1;
             if x.expect == Expect::Absent && x.size < ASK_PARTIAL_FROM {
                 // New at the destination: no basis to sum, so no round
                 // trip to ask; the delta is the file's bytes. Should a file
@@ -321,7 +355,12 @@ impl Exec<'_> {
     }
 
     fn busy(&self) -> bool {
-        !self.at_dst.is_empty() || !self.at_src.is_empty() || !self.queue.is_empty()
+        !self.at_dst.is_empty()
+            || !self.at_src.is_empty()
+            || !self.queue.is_empty()
+            || !self.batches.is_empty()
+            || !self.reads.is_empty()
+            || !self.puts.is_empty()
     }
 
     fn run(&mut self) -> Result<(), DriverError> {
@@ -332,6 +371,12 @@ impl Exec<'_> {
             self.dst.outgoing().clone(),
         );
         while self.busy() || self.has_outgoing() {
+            if self.queue.is_empty() {
+                // Every transfer has started or joined a batch: the last
+                // batch need not wait for more.
+                self.batches.close();
+            }
+            self.send_batches()?;
             // Looked at on every turn: while data flows, a select never
             // times out, so its timeout alone would never see them.
             if self
@@ -423,6 +468,10 @@ impl Exec<'_> {
             }
         }
         self.queue.clear();
+        self.batches.clear();
+        // A batch's reply, should it come, finds nothing and is dropped.
+        self.reads.clear();
+        self.puts.clear();
     }
 
     /// True if a message for the destination can go now.
@@ -472,6 +521,9 @@ impl Exec<'_> {
     }
 
     fn on_dst(&mut self, id: u64, rep: Reply) -> Result<(), DriverError> {
+        if let Some(batch) = self.puts.remove(&id) {
+            return self.on_placed(batch, rep);
+        }
         let Some(&what) = self.at_dst.get(&id) else {
             return Ok(()); // a request we gave up on
         };
@@ -573,6 +625,9 @@ impl Exec<'_> {
     }
 
     fn on_src(&mut self, id: u64, rep: Reply) -> Result<(), DriverError> {
+        if let Some(batch) = self.reads.remove(&id) {
+            return self.on_files(batch, rep);
+        }
         let Some(&i) = self.at_src.get(&id) else {
             return Ok(()); // a delta we cancelled
         };
@@ -703,7 +758,9 @@ impl Exec<'_> {
         let Some(x) = self.xfers.remove(&i) else {
             return Ok(());
         };
-        self.active -= 1;
+        if !x.batched {
+            self.active -= 1;
+        }
         self.abandon(i, &x);
         let retry = |x: Xfer, full_sums: bool| Xfer {
             full_sums,
@@ -713,6 +770,7 @@ impl Exec<'_> {
             delta: None,
             patch: None,
             patch_sent: false,
+            batched: false,
             forwarded: 0,
             ungranted: 0,
             sent: None,

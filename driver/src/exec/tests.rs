@@ -289,3 +289,86 @@ fn a_grown_file_whose_old_content_is_known_goes_as_its_tail_alone() {
     let (literal, matched, _) = run(&appended, &whole);
     assert_eq!((literal, matched), (appended.len() as u64, 0));
 }
+
+/// Many small new files go in a few batches, each file with its own
+/// outcome: placed, or (alone) failed as it would have without batches.
+/// A file grown past what a batch carries since it was listed, and one
+/// that changed at the source mid-plan, go again the usual way.
+#[test]
+fn small_new_files_go_in_batches_and_each_ends_on_its_own() {
+    let d = tempfile::tempdir().unwrap();
+    let (a, b) = (d.path().join("a"), d.path().join("b"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    let n = 600;
+    let mut ops = Vec::new();
+    for i in 0..n {
+        let name = format!("f{i}");
+        let data = format!("file {i}\n").repeat(1 + i % 7);
+        std::fs::write(a.join(&name), &data).unwrap();
+        ops.push(transfer(&name, data.len() as u64, Expect::Absent));
+    }
+    // Listed small, grown past a batch's file limit since.
+    let grown = vec![b'g'; deltasync_wire::MAX_BATCH_FILE as usize + 10];
+    std::fs::write(a.join("grown"), &grown).unwrap();
+    ops.push(transfer("grown", 10, Expect::Absent));
+    // Gone from the source.
+    ops.push(transfer("vanished", 10, Expect::Absent));
+    // Absent when planned, there now at the destination.
+    std::fs::write(a.join("taken"), b"new").unwrap();
+    std::fs::write(b.join("taken"), b"someone else's").unwrap();
+    ops.push(transfer("taken", 3, Expect::Absent));
+
+    let (src, dst) = (agent(&a), agent(&b));
+    let first_id = src.next_id();
+    let mut seen = Seen::default();
+    execute(&ops, &src, &dst, &ExecOptions::default(), &mut seen).unwrap();
+    let asked = src.next_id() - first_id - 1;
+    assert!(
+        asked <= 6,
+        "{asked} requests to the source for {} files: not batched",
+        ops.len()
+    );
+    seen.0.sort_by_key(|(i, _)| *i);
+    assert_eq!(seen.0.len(), ops.len(), "one outcome per file");
+    for (i, outcome) in &seen.0[..n] {
+        let name = format!("f{i}");
+        let want = std::fs::read(a.join(&name)).unwrap();
+        let Outcome::Sent(s) = outcome else {
+            panic!("{name}: {outcome:?}");
+        };
+        assert_eq!(s.blake3, *blake3::hash(&want).as_bytes());
+        assert_eq!(
+            (s.literal, s.stat.size),
+            (want.len() as u64, want.len() as u64)
+        );
+        assert_eq!(std::fs::read(b.join(&name)).unwrap(), want, "{name}");
+    }
+    assert!(matches!(&seen.0[n].1, Outcome::Sent(s) if s.stat.size == grown.len() as u64));
+    assert_eq!(std::fs::read(b.join("grown")).unwrap(), grown);
+    assert!(
+        matches!(
+            &seen.0[n + 1].1,
+            Outcome::Failed {
+                code: Code::Vanished,
+                ..
+            }
+        ),
+        "{:?}",
+        seen.0[n + 1]
+    );
+    assert!(
+        matches!(
+            &seen.0[n + 2].1,
+            Outcome::Failed {
+                code: Code::Changed,
+                ..
+            }
+        ),
+        "{:?}",
+        seen.0[n + 2]
+    );
+    assert_eq!(std::fs::read(b.join("taken")).unwrap(), b"someone else's");
+    src.close().unwrap();
+    dst.close().unwrap();
+}

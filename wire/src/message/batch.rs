@@ -88,11 +88,7 @@ fn count(d: &mut Dec<'_>, what: &'static str) -> Result<usize, WireError> {
 
 /// Counts a file's bytes into a batch's total, refusing a file or a total
 /// past the limits, or data that is not as long as its stat says.
-fn checked(
-    what: &'static str,
-    f: &FileData,
-    total: &mut usize,
-) -> Result<(), WireError> {
+fn checked(what: &'static str, f: &FileData, total: &mut usize) -> Result<(), WireError> {
     let len = f.data.len() as u64;
     if len > MAX_BATCH_FILE {
         return Err(WireError::malformed(
@@ -234,7 +230,11 @@ pub(super) fn get_placed(d: &mut Dec<'_>) -> Result<Vec<Option<Failed>>, WireErr
     let n = count(d, "Placed")?;
     let mut placed = Vec::with_capacity(n);
     for _ in 0..n {
-        placed.push(if d.bool()? { None } else { Some(get_failed(d)?) });
+        placed.push(if d.bool()? {
+            None
+        } else {
+            Some(get_failed(d)?)
+        });
     }
     Ok(placed)
 }

@@ -22,11 +22,11 @@ mod fields;
 mod rounds;
 
 use crate::error::WireError;
+pub use batch::{Failed, FileData, MAX_BATCH_DATA, MAX_BATCH_FILE, MAX_BATCH_FILES, PutFile};
 pub use fields::{
     Attrs, Entry, EntryKind, Expect, FileStat, Links, ListWants, Mtime, Owner, Partial, StashArea,
     Xattr,
 };
-pub use batch::{FileData, Failed, MAX_BATCH_DATA, MAX_BATCH_FILE, MAX_BATCH_FILES, PutFile};
 pub use rounds::{Run, SigShape, Span};
 
 /// Longest path the wire carries.
