@@ -287,6 +287,7 @@ pub fn land(root: &Root, synced: &Result<(), String>, batch: Vec<Ready>) -> Land
     let work = root.work_dir("partial");
     let mut replies: Vec<Option<Reply>> = vec![None; batch.len()];
     let mut renamed = Vec::new();
+    let mut parent = None;
     for (at, r) in batch.into_iter().enumerate() {
         let fail = |c, e: &dyn std::fmt::Display| Reply::error(c, r.path.as_bytes(), e);
         let work = match &work {
@@ -300,6 +301,27 @@ pub fn land(root: &Root, synced: &Result<(), String>, batch: Vec<Ready>) -> Land
             let _ = work.remove_file(&r.name);
             replies[at] = Some(fail(Code::FileIo, e));
             continue;
+        }
+        if r.expect == Expect::Absent {
+            // A new file: no check needed before a rename that refuses to
+            // replace anything.
+            match root.rename_in_new(work, &r.name, &r.path, &mut parent) {
+                Ok(true) => {
+                    renamed.push((at, r.path));
+                    continue;
+                }
+                Ok(false) => {
+                    // Kept in partial/, as `settle` keeps one.
+                    replies[at] = Some(fail(Code::Changed, &CHANGED));
+                    continue;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {}
+                Err(e) => {
+                    let _ = work.remove_file(&r.name);
+                    replies[at] = Some(fail(Code::FileIo, &e));
+                    continue;
+                }
+            }
         }
         match settle(root, work, &r.name, &r.path, &r.expect) {
             Ok(()) => renamed.push((at, r.path)),
@@ -316,6 +338,9 @@ pub fn commit(root: &Root, fs: &Syncer, batch: Vec<Ready>) -> Vec<Reply> {
     let sync = || fs.sync().map_err(|e| format!("syncfs: {e}"));
     land(root, &sync(), batch).seal(&sync())
 }
+
+/// Why a new version was not renamed in.
+const CHANGED: &str = "changed since the plan was made; left alone";
 
 /// Renames the durable new version `name` (in `work`) to `p` if `p` still
 /// holds what `expect` says. A version refused because `p` changed stays in
@@ -346,10 +371,7 @@ pub fn settle(
             .rename_in(work, name, p)
             .map_err(|e| fail(Code::FileIo, &e)),
         Ok(false) => {
-            return Err(fail(
-                Code::Changed,
-                &"changed since the plan was made; left alone",
-            ));
+            return Err(fail(Code::Changed, &CHANGED));
         }
         Err(e) => Err(fail(Code::FileIo, &e)),
     };

@@ -47,7 +47,7 @@ pub const MAX_JOBS: usize = 4096;
 /// Most `Put` batches open at once, each holding at most
 /// [`MAX_BATCH_DATA`](deltasync_wire::MAX_BATCH_DATA) bytes of files until
 /// they are written.
-pub const MAX_PUTS: usize = 8;
+pub const MAX_PUTS: usize = 32;
 /// Most bytes of signature one delta request may carry.
 pub const MAX_SIGNATURE: usize = 256 << 20;
 /// Most signature bytes held at once, over all delta requests.

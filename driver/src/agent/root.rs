@@ -340,6 +340,43 @@ impl Root {
         self.rename_in_unchecked(from, name, p)
     }
 
+    /// Renames `name` in `from` to `p` only if nothing is at `p`, in one
+    /// step (`renameat2` with `RENAME_NOREPLACE`): no window between a
+    /// check and the rename. `Ok(false)` if something is there; an error
+    /// of kind `Unsupported` on a filesystem without it. `parent` keeps
+    /// the last parent opened, for the next call: files of one folder come
+    /// together, so each folder is resolved once.
+    pub fn rename_in_new(
+        &self,
+        from: &Dir,
+        name: &str,
+        p: &RelPath,
+        parent: &mut Option<(RelPath, Dir)>,
+    ) -> io::Result<bool> {
+        use rustix::fs::{RenameFlags, renameat_with};
+        use std::os::unix::ffi::OsStrExt;
+        self.check_writable()?;
+        let folder = p.parent();
+        if parent.as_ref().is_none_or(|(at, _)| *at != folder) {
+            *parent = None;
+            let (dir, _) = self.parent_of(p)?;
+            *parent = Some((folder, dir));
+        }
+        let Some((_, dir)) = parent.as_ref() else {
+            unreachable!("just set")
+        };
+        let file_name = std::ffi::OsStr::from_bytes(p.file_name());
+        match renameat_with(from, name, dir, file_name, RenameFlags::NOREPLACE) {
+            Ok(()) => Ok(true),
+            Err(rustix::io::Errno::EXIST) => Ok(false),
+            Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "the filesystem cannot rename without replacing",
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// [`Root::rename_in`] for a caller that has just seen no directory
     /// at `p` (its `Expect` check).
     pub fn rename_in_unchecked(&self, from: &Dir, name: &str, p: &RelPath) -> io::Result<()> {
