@@ -4,12 +4,18 @@
 # Each run gets a new filesystem (a loop-mounted image, mkfs'd anew), since
 # deleting the last run's tree leaves ext4 slower to allocate inodes and
 # the timings drift. Prints wall, user and system seconds per run, then a
-# no-change run of deltasync on the synced pair. With STRACE=1 it also
-# counts system calls per file of one more first sync (strace -f -c).
+# no-change run of deltasync on the synced pair. deltasync makes every
+# file durable before it records it; rsync -a makes nothing durable, so
+# each run also times rsync -a followed by one `sync -f` of the
+# destination (the same bytes on disk at the end, with no order among
+# them), and with RSYNC_FSYNC=1 rsync's own durable mode, rsync -a --fsync
+# (slow: one fsync per file). With STRACE=1 it also counts system calls
+# per file of one more first sync (strace -f -c).
 #
 #   sudo benches/sync/first.sh
 #   sudo FILES=20000 RUNS=3 STRACE=1 benches/sync/first.sh
 #   sudo DELTASYNC=/tmp/old/deltasync benches/sync/first.sh   # another build
+#   sudo DELTASYNC_NO_BATCH=1 benches/sync/first.sh   # without batches
 #
 # Needs root (mount), mkfs.ext4 and rsync. Not part of the default test run.
 set -euo pipefail
@@ -50,6 +56,10 @@ for _ in $(seq "$RUNS"); do
   fresh; timed "deltasync sync" "$bin" sync -q "$work/src" "$mnt/dst"
   diff -r --exclude=.deltasync -q "$work/src" "$mnt/dst" >/dev/null || { echo "trees differ" >&2; exit 1; }
   fresh; timed "rsync -a" rsync -a "$work/src/" "$mnt/dst/"
+  fresh; timed "rsync -a; sync -f" sh -c 'rsync -a "$1/" "$2/" && sync -f "$2"' - "$work/src" "$mnt/dst"
+  if [ "${RSYNC_FSYNC:-0}" = 1 ]; then
+    fresh; timed "rsync -a --fsync" rsync -a --fsync "$work/src/" "$mnt/dst/"
+  fi
 done
 fresh; "$bin" sync -q "$work/src" "$mnt/dst"
 for _ in $(seq "$RUNS"); do

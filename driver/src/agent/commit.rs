@@ -107,10 +107,14 @@ enum Owner {
 /// For each request, `finished(id)` is called before its reply goes to
 /// `out`, so the agent frees its slot before the client hears of it.
 ///
-/// Each batch's renames are made durable by the next batch's first
-/// `syncfs` when more work comes within `GATHER` (one `syncfs` a batch
-/// while files keep coming), or by one of their own; their replies wait
-/// for it.
+/// Two stages, so that renaming one batch overlaps the `syncfs` of the
+/// next: this thread gathers a batch and makes its data durable with one
+/// `syncfs`; a renamer thread then renames its files into place
+/// ([`land`]). The renames of every batch the renamer has finished are
+/// made durable by the next `syncfs` this thread starts (the next batch's,
+/// or, when no batch comes within `GATHER`, one of their own), and only
+/// then are their replies sent. While files keep coming, that is one
+/// `syncfs` a batch.
 pub fn run(root: &Root, ready: Receiver<Work>, out: &Sender<Message>, finished: impl Fn(u64)) {
     let fs = Syncer::new(root);
     let send = |answered: Vec<(u64, Reply)>| {
@@ -119,44 +123,102 @@ pub fn run(root: &Root, ready: Receiver<Work>, out: &Sender<Message>, finished: 
             let _ = out.send(Message::Reply { id, rep });
         }
     };
-    let mut waiting: Option<(Vec<Owner>, Landed)> = None;
-    loop {
-        let first = match &waiting {
-            None => match ready.recv() {
-                Ok(w) => w,
-                Err(_) => break,
-            },
-            Some(_) => match ready.recv_timeout(GATHER) {
-                Ok(w) => w,
-                Err(e) => {
-                    if let Some((owners, landed)) = waiting.take() {
-                        send(answers(owners, landed.seal(&sync(&fs))));
+    let (to_rename, renames) = crossbeam::channel::unbounded::<Round>();
+    let (renamed_tx, renamed) = crossbeam::channel::unbounded::<(Vec<Owner>, Landed)>();
+    std::thread::scope(|scope| {
+        let renamer = std::thread::Builder::new()
+            .name("agent-renamer".into())
+            .spawn_scoped(scope, move || {
+                for (owners, batch, synced) in renames {
+                    let paths: Vec<RelPath> = batch.iter().map(|r| r.path.clone()).collect();
+                    // A panic must not strand the batch's slots and replies.
+                    let landed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        land(root, &synced, batch)
+                    }))
+                    .unwrap_or_else(|_| Landed::failed(&paths, "commit failed (a bug)"));
+                    if renamed_tx.send((owners, landed)).is_err() {
+                        return;
                     }
-                    if e.is_disconnected() {
-                        break;
-                    }
-                    continue;
                 }
-            },
+            });
+        let Ok(_renamer) = renamer else {
+            // No thread: each batch is renamed here, in turn.
+            let mut local = Vec::new();
+            while let Ok(first) = ready.recv() {
+                let (batch, owners) = flatten(gather(first, &ready));
+                let synced = sync(&fs);
+                local.push((owners, land(root, &synced, batch)));
+                let after = sync(&fs);
+                for (owners, landed) in local.drain(..) {
+                    send(answers(owners, landed.seal(&after)));
+                }
+            }
+            return;
         };
-        let (batch, owners) = flatten(gather(first, &ready));
-        // The batch's data, and the last batch's renames.
-        let synced = sync(&fs);
-        if let Some((owners, landed)) = waiting.take() {
-            send(answers(owners, landed.seal(&synced)));
+        // Batches with the renamer, and batches it has renamed whose
+        // renames no `syncfs` has covered yet.
+        let mut renaming = 0usize;
+        let mut unsealed: Vec<(Vec<Owner>, Landed)> = Vec::new();
+        let mut open = true;
+        while open || renaming > 0 || !unsealed.is_empty() {
+            let first = if renaming == 0 && unsealed.is_empty() {
+                ready.recv().ok()
+            } else if open {
+                match ready.recv_timeout(GATHER) {
+                    Ok(w) => Some(w),
+                    Err(e) => {
+                        open = !e.is_disconnected();
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            let Some(first) = first else {
+                if renaming == 0 && unsealed.is_empty() {
+                    break; // every sender is gone and nothing is left
+                }
+                // A lull: wait for the renamer, then one `syncfs` for it all.
+                while renaming > 0 {
+                    match renamed.recv() {
+                        Ok(r) => {
+                            unsealed.push(r);
+                            renaming -= 1;
+                        }
+                        Err(_) => renaming = 0, // the renamer is gone, and so are they
+                    }
+                }
+                let after = sync(&fs);
+                for (owners, landed) in unsealed.drain(..) {
+                    send(answers(owners, landed.seal(&after)));
+                }
+                continue;
+            };
+            let (batch, owners) = flatten(gather(first, &ready));
+            // What the renamer has finished is renamed before this syncfs.
+            while let Ok(r) = renamed.try_recv() {
+                unsealed.push(r);
+                renaming -= 1;
+            }
+            // The batch's data, and those renames.
+            let synced = sync(&fs);
+            for (owners, landed) in unsealed.drain(..) {
+                send(answers(owners, landed.seal(&synced)));
+            }
+            match to_rename.send((owners, batch, synced)) {
+                Ok(()) => renaming += 1,
+                Err(back) => {
+                    let (owners, batch, synced) = back.0;
+                    unsealed.push((owners, land(root, &synced, batch)));
+                }
+            }
         }
-        let paths: Vec<RelPath> = batch.iter().map(|r| r.path.clone()).collect();
-        // A panic must not strand the batch's slots and replies.
-        let landed =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| land(root, &synced, batch)))
-                .unwrap_or_else(|_| Landed::failed(&paths, "commit failed (a bug)"));
-        if landed.renamed.is_empty() {
-            send(answers(owners, landed.seal(&Ok(()))));
-        } else {
-            waiting = Some((owners, landed));
-        }
-    }
+        drop(to_rename); // the renamer ends
+    });
 }
+
+/// A batch whose data is durable (or why not), for the renamer.
+type Round = (Vec<Owner>, Vec<Ready>, Result<(), String>);
 
 /// `first`, and what else comes while files keep coming, for at most
 /// `GATHER` and `MAX_BATCH` files.
