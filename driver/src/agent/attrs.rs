@@ -177,6 +177,32 @@ pub fn apply_to_file(f: &std::fs::File, a: &Attrs) -> io::Result<()> {
     Ok(())
 }
 
+/// [`apply_to_file`] for a file this agent has just created: its owner
+/// and mode are set only where they differ from what it got (each is a
+/// journaled inode update; the stat that tells is not).
+pub fn apply_to_new_file(f: &std::fs::File, a: &Attrs) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let m = f.metadata()?;
+    let owner = a.owner.clone().filter(|o| {
+        let (uid, gid) = local_ids(o);
+        (is_root() && m.uid() != uid.as_raw()) || m.gid() != gid.as_raw()
+    });
+    // A change of owner may clear set-id bits: then the mode goes again
+    // (a file just created has none to lose, but the order is kept).
+    let mode = a
+        .mode
+        .filter(|want| owner.is_some() || m.mode() & 0o7777 != want & 0o7777);
+    apply_to_file(
+        f,
+        &Attrs {
+            owner,
+            mode,
+            xattrs: a.xattrs.clone(),
+            mtime: a.mtime,
+        },
+    )
+}
+
 impl Root {
     /// Opens `p` itself (a symlink is not followed) as an `O_PATH`
     /// descriptor, beneath the root.
@@ -256,6 +282,45 @@ impl Root {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A new file gets exactly its mode, owner and mtime, whichever of
+    /// them it already had.
+    #[test]
+    fn a_new_file_gets_exactly_its_attributes() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let me = std::fs::metadata(dir.path()).unwrap();
+        let cases = [
+            (0o644, me.uid(), me.gid()),
+            (0o600, me.uid(), me.gid()),
+            (0o4755, 65534, 65534),
+            (0o2750, me.uid(), me.gid()),
+        ];
+        for (i, (mode, uid, gid)) in cases.into_iter().enumerate() {
+            let path = dir.path().join(i.to_string());
+            let f = std::fs::File::create(&path).unwrap();
+            let owner = Owner {
+                uid,
+                gid,
+                user: String::new(),
+                group: String::new(),
+            };
+            let a = Attrs {
+                mode: Some(mode),
+                mtime: Some(Mtime::new(1_234_567, 89)),
+                owner: Some(owner),
+                xattrs: None,
+            };
+            apply_to_new_file(&f, &a).unwrap();
+            let m = std::fs::metadata(&path).unwrap();
+            let root = rustix::process::geteuid().is_root();
+            if root || uid == me.uid() {
+                assert_eq!(m.mode() & 0o7777, mode, "case {i}");
+                assert_eq!((m.uid(), m.gid()), (uid, gid), "case {i}");
+            }
+            assert_eq!((m.mtime(), m.mtime_nsec()), (1_234_567, 89), "case {i}");
+        }
+    }
 
     #[test]
     fn times_before_1970_and_after_2262_are_set_exactly() {

@@ -29,7 +29,7 @@ use deltasync_wire::{
     Attrs, Code, Failed, FileData, MAX_BATCH_DATA, MAX_BATCH_FILE, Message, Reply,
 };
 
-use super::attrs::apply_to_file;
+use super::attrs::apply_to_new_file;
 use super::commit::Ready;
 use super::core::Placing;
 use super::jobs::{io_code, partial_name, stat_of};
@@ -145,7 +145,7 @@ fn write_one(work: &Dir, f: &Placing) -> Result<String, Failed> {
             mtime: Some(f.file.stat.mtime),
             ..f.attrs.clone()
         };
-        apply_to_file(&file, &attrs)
+        apply_to_new_file(&file, &attrs)
     });
     match written {
         Ok(()) => Ok(name),
