@@ -191,7 +191,17 @@ impl Pump {
                 }
             }
 
-            // Incoming.
+            // Incoming: stderr first. Any libssh2 read takes every packet
+            // waiting on the socket into its own queues, stdout's too; were
+            // stdout read first, data that came in between would sit there
+            // unseen while we slept until the next keepalive.
+            match self.channel.stderr().read(&mut buf) {
+                Ok(n) if n > 0 => {
+                    self.stderr.push(&buf[..n]);
+                    progress = true;
+                }
+                _ => {}
+            }
             if let Some(chunk) = held.take() {
                 match self.in_tx.try_send(Ok(chunk)) {
                     Ok(()) => progress = true,
@@ -215,19 +225,13 @@ impl Pump {
                     Err(e) => return Err(e),
                 }
             }
-            match self.channel.stderr().read(&mut buf) {
-                Ok(n) if n > 0 => {
-                    self.stderr.push(&buf[..n]);
-                    progress = true;
-                }
-                _ => {}
-            }
-
             if Instant::now() >= next_keepalive {
                 match self.session.keepalive_send() {
                     Ok(secs) => {
                         next_keepalive =
-                            Instant::now() + Duration::from_secs(u64::from(secs.max(1)))
+                            Instant::now() + Duration::from_secs(u64::from(secs.max(1)));
+                        // It may have read packets too: look again first.
+                        progress = true;
                     }
                     Err(e) if e.code() == ssh2::ErrorCode::Session(-37) => {}
                     Err(e) => return Err(io::Error::other(e)),
