@@ -8,8 +8,8 @@ mod common;
 use common::*;
 use deltasync_driver::wire::frame;
 use deltasync_driver::wire::{
-    Attrs, Code, Connection, Expect, Feed, FileStat, Hello, Message, Mtime, PROTOCOL_VERSION,
-    Reply, Request, Run, SigShape, Span,
+    Attrs, Code, Connection, Expect, Feed, FileData, FileStat, Hello, Message, Mtime,
+    PROTOCOL_VERSION, PutFile, Reply, Request, Run, SigShape, Span,
 };
 use std::io::Write;
 use std::path::Path;
@@ -706,4 +706,101 @@ fn hostile_rounds_get_errors_or_harmless_answers() {
     );
     h.finish();
     outside_untouched(&outside);
+}
+
+fn put_file(path: &[u8], data: &[u8], blake3: [u8; 32]) -> PutFile {
+    PutFile {
+        path: path.to_vec(),
+        expect: Expect::Absent,
+        attrs: Attrs::default(),
+        file: FileData {
+            stat: FileStat {
+                size: data.len() as u64,
+                mtime: Mtime::new(0, 0),
+                mode: 0o644,
+            },
+            blake3,
+            data: data.to_vec(),
+        },
+    }
+}
+
+/// Batches: a `Read` or `Put` naming a path out of the root is refused
+/// whole; a `Put` through a symlink out of the root, or whose bytes fail
+/// their BLAKE3, places nothing (and says so for that file alone); one
+/// over an existing file leaves it; nothing appears outside the root.
+#[test]
+fn hostile_batches_place_nothing_they_should_not() {
+    let (_d, root, outside) = setup();
+    write(&root, "taken", b"mine");
+    write(&outside, "secret", b"s");
+    let mut h = Hostile::start(&root, true);
+    let good = |p: &[u8], d: &[u8]| put_file(p, d, *blake3::hash(d).as_bytes());
+    for (id, path) in [(2, &b"../outside/pwned"[..]), (3, b"/etc/pwned")] {
+        h.send(&call(
+            id,
+            Request::Put {
+                files: vec![good(b"fine", b"x"), good(path, b"evil")],
+            },
+        ));
+        let got = h.reply();
+        assert!(error_to(&got, id), "{got:?}");
+        h.send(&call(
+            id + 10,
+            Request::Read {
+                paths: vec![b"taken".to_vec(), path.to_vec()],
+            },
+        ));
+        let got = h.reply();
+        assert!(error_to(&got, id + 10), "{got:?}");
+    }
+    assert!(
+        !root.join("fine").exists(),
+        "a refused batch placed nothing"
+    );
+    h.send(&call(
+        4,
+        Request::Put {
+            files: vec![
+                good(b"escape/pwned", b"evil"),
+                put_file(b"bad", b"evil", [0; 32]),
+                good(b"taken", b"evil"),
+                good(b"new", b"welcome"),
+            ],
+        },
+    ));
+    let Message::Reply {
+        id: 4,
+        rep: Reply::Placed(placed),
+    } = h.reply()
+    else {
+        panic!("a Placed for the batch");
+    };
+    assert_eq!(placed.len(), 4);
+    assert!(placed[0].is_some(), "through the symlink: {placed:?}");
+    assert_eq!(placed[1].as_ref().map(|f| f.code), Some(Code::Checksum));
+    assert_eq!(placed[2].as_ref().map(|f| f.code), Some(Code::Changed));
+    assert_eq!(placed[3], None);
+    assert_eq!(read(&root.join("new")), b"welcome");
+    assert_eq!(read(&root.join("taken")), b"mine");
+    assert!(!root.join("bad").exists());
+    // Reading through the symlink out of the root is refused per file.
+    h.send(&call(
+        5,
+        Request::Read {
+            paths: vec![b"escape/secret".to_vec(), b"new".to_vec()],
+        },
+    ));
+    let Message::Reply {
+        id: 5,
+        rep: Reply::Files(files),
+    } = h.reply()
+    else {
+        panic!("a Files for the read");
+    };
+    assert!(files[0].is_err(), "read through the symlink: {files:?}");
+    assert_eq!(files[1].as_ref().unwrap().data, b"welcome");
+    std::fs::remove_file(outside.join("secret")).unwrap();
+    outside_untouched(&outside);
+    h.finish();
 }
