@@ -11,6 +11,7 @@
 #   sudo benches/wan/run.sh --quick         # smaller files, for a check
 #   sudo DELTASYNC_SINGLE_ROUND=1 benches/wan/run.sh   # deltasync without rounds
 #   sudo ONLY=renamed benches/wan/run.sh --quick       # only matching scenarios
+#   sudo DS_EXTRA="--compress-level 15" TOOLS="copy sync" benches/wan/run.sh
 #
 # It prints a Markdown table (the one in docs/benchmarks.md) and the
 # geometric means of deltasync's bytes and seconds over the better peer's.
@@ -88,6 +89,9 @@ wire_bytes() {
 UNISON_OPTS=(-batch -auto -silent -times -confirmbigdel=false -servercmd "env UNISON=$work/unison-far unison"
   -sshargs "-C -p 2200 -i $work/id -o UserKnownHostsFile=$work/known_hosts -o StrictHostKeyChecking=yes -o BatchMode=yes")
 DS_OPTS=(--identity "$work/id" --known-hosts "$work/known_hosts" --remote-bin "$BIN")
+# DS_EXTRA: more options for deltasync copy and sync (e.g. "--compress-level 15").
+read -r -a extra <<< "${DS_EXTRA:-}"
+DS_OPTS+=("${extra[@]}")
 export UNISON=$work/unison-near
 run() {
   local tool=$1 dst=$2 b0 b1 t0 t1
