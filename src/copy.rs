@@ -26,6 +26,7 @@ pub fn copy(args: &CopyArgs, m: &clap::ArgMatches) -> Result<()> {
                 numeric_ids: args.attrs.numeric_ids,
                 xattrs: args.attrs.xattrs || args.attrs.acls,
                 hard_links: args.attrs.hard_links,
+                fuzzy: args.fuzzy,
             },
             dry_run: args.dry_run,
             whole_file: args.whole_file,

@@ -90,6 +90,37 @@ fn edits_travel_as_deltas() {
     assert_same_tree(&src, &dst);
 }
 
+/// `-y`: a new version of a file beside its old one, under a new name,
+/// goes as a delta against the old one; without `-y`, whole.
+#[test]
+fn fuzzy_sends_a_renamed_version_against_the_old_one() {
+    let d = tmp();
+    let src = d.path().join("src");
+    sample_tree(&src);
+    let dst = d.path().join("dst");
+    assert!(copy(&[], &src.join(""), &dst).status.success());
+    let mut next = read(&src.join("big.bin"));
+    next[1_000_000..1_000_010].fill(7);
+    write(&src, "big-2.bin", &next);
+    let literal = |args: &[&str], dst: &std::path::Path| {
+        let (status, v, err) = json_run(
+            deltasync()
+                .args(["copy", "--json"])
+                .args(args)
+                .arg(src.join(""))
+                .arg(dst),
+        );
+        assert!(status.success(), "{err}");
+        assert_same_tree(&src, dst);
+        v["literal_bytes"].as_u64().unwrap()
+    };
+    let plain = d.path().join("plain");
+    assert!(copy(&[], &dst.join(""), &plain).status.success());
+    assert_eq!(literal(&[], &plain), next.len() as u64, "whole without -y");
+    let sent = literal(&["-y"], &dst);
+    assert!(sent < 10_000, "{sent} literal bytes with -y");
+}
+
 #[test]
 fn delete_exclude_and_dry_run() {
     let d = tmp();

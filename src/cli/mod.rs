@@ -372,6 +372,13 @@ pub struct CopyArgs {
     /// Send whole files instead of deltas.
     #[arg(short = 'W', long)]
     pub whole_file: bool,
+    /// For a file new in DST, look there for an older version under a
+    /// similar name (same folder, a name alike at its start and end, a
+    /// size within 2x: report-v2.txt for report-v3.txt) and send only what
+    /// differs from it. The similar file is only read; one this run
+    /// deletes or changes is never used.
+    #[arg(short = 'y', long)]
+    pub fuzzy: bool,
     #[command(flatten)]
     pub attrs: AttrArgs,
     #[command(flatten)]

@@ -24,10 +24,11 @@ use crate::path::RelPath;
 /// it is spilled to a thread of its own.
 pub const HOLD_MAX: usize = 64 << 10;
 /// True for a patch the agent holds in memory until it is whole: one that
-/// makes a new file from nothing (no basis to copy, nothing kept to
-/// resume), so its file is no bigger than its delta.
-pub fn is_held(expect: Expect, resume_len: u64) -> bool {
-    expect == Expect::Absent && resume_len == 0
+/// makes a new file from nothing (no basis to copy, not even a similar
+/// file's, nothing kept to resume), so its file is no bigger than its
+/// delta.
+pub fn is_held(expect: Expect, resume_len: u64, basis: bool) -> bool {
+    expect == Expect::Absent && resume_len == 0 && !basis
 }
 
 /// Most patches open at once. A new file's patch is held in memory (at
@@ -56,8 +57,9 @@ pub const MAX_SIGNATURE_BYTES: usize = 512 << 20;
 /// What the core is told.
 #[derive(Debug)]
 pub enum Input {
-    /// A message from the client.
-    Message(Message),
+    /// A message from the client (boxed: a request is large, and inputs
+    /// pass through a channel).
+    Message(Box<Message>),
     /// A job (signature, delta or patch) of request `id` has ended and
     /// sent its last reply.
     Finished(u64),
@@ -108,6 +110,7 @@ pub enum Action {
         expect: Expect,
         attrs: Attrs,
         sparse: bool,
+        basis: Option<RelPath>,
     },
     /// More delta for patch `id`.
     PatchChunk { id: u64, data: Vec<u8> },
@@ -211,7 +214,7 @@ impl Core {
                 self.close(id);
                 Vec::new()
             }
-            Input::Message(m) => match m {
+            Input::Message(m) => match *m {
                 Message::Call { id, req } => self.call(id, req),
                 Message::Feed { id, feed } => self.feed(id, feed),
                 Message::Cancel { id } => self.cancel(id),
@@ -355,8 +358,14 @@ impl Core {
                 expect,
                 attrs,
                 sparse,
+                basis,
                 ..
             } => {
+                let basis = match basis.map(|b| RelPath::parse(&b).map_err(|e| (b, e))) {
+                    None => None,
+                    Some(Ok(b)) => Some(b),
+                    Some(Err((b, e))) => return vec![refuse(id, Code::Refused, &b, e)],
+                };
                 if self.patches >= MAX_PATCHES {
                     return vec![self.busy(id, &path, "patches", MAX_PATCHES)];
                 }
@@ -369,6 +378,7 @@ impl Core {
                     expect,
                     attrs,
                     sparse,
+                    basis,
                 }]
             }
             _ => unreachable!("only streaming requests get here"),
@@ -590,11 +600,11 @@ mod tests {
     use super::*;
 
     fn call(id: u64, req: Request) -> Input {
-        Input::Message(Message::Call { id, req })
+        Input::Message(Box::new(Message::Call { id, req }))
     }
 
     fn feed(id: u64, feed: Feed) -> Input {
-        Input::Message(Message::Feed { id, feed })
+        Input::Message(Box::new(Message::Feed { id, feed }))
     }
 
     fn patch(path: &[u8]) -> Request {
@@ -604,6 +614,7 @@ mod tests {
             expect: Expect::Any,
             attrs: Attrs::default(),
             sparse: false,
+            basis: None,
         }
     }
 
@@ -675,7 +686,7 @@ mod tests {
         assert!(total <= MAX_SIGNATURE_BYTES);
         assert!(c.sig_bytes <= MAX_SIGNATURE_BYTES);
         // Cancelling releases what a gathering request held.
-        c.handle(Input::Message(Message::Cancel { id: 10 }));
+        c.handle(Input::Message(Box::new(Message::Cancel { id: 10 })));
         assert!(c.sig_bytes <= MAX_SIGNATURE_BYTES - per);
     }
 
@@ -824,6 +835,9 @@ mod tests {
         ));
         assert!(c.handle(feed(7, Feed::DeltaChunk(vec![1]))).is_empty());
         assert!(c.handle(feed(7, Feed::Credit(5))).is_empty());
-        assert_eq!(c.handle(Input::Message(Message::Bye)), vec![Action::Stop]);
+        assert_eq!(
+            c.handle(Input::Message(Box::new(Message::Bye))),
+            vec![Action::Stop]
+        );
     }
 }

@@ -53,7 +53,7 @@ pub enum Chunk {
     Held,
     /// The patch grew too big to hold: run it on a thread of its own, fed
     /// these chunks first.
-    Spill(PatchJob, Vec<Vec<u8>>),
+    Spill(Box<PatchJob>, Vec<Vec<u8>>),
 }
 
 /// The held patches, by request id. Pure bookkeeping: no I/O.
@@ -67,7 +67,7 @@ impl Holding {
     /// basis, and its file is no bigger than what is held); otherwise gives
     /// it back.
     pub fn start(&mut self, job: PatchJob) -> Option<PatchJob> {
-        if !is_held(job.expect, job.resume_len) {
+        if !is_held(job.expect, job.resume_len, job.basis.is_some()) {
             return Some(job);
         }
         self.held.insert(
@@ -92,7 +92,7 @@ impl Holding {
             return Chunk::Held;
         }
         match self.held.remove(&id) {
-            Some(h) => Chunk::Spill(h.job, h.chunks),
+            Some(h) => Chunk::Spill(Box::new(h.job), h.chunks),
             None => Chunk::Held,
         }
     }
@@ -201,6 +201,7 @@ mod tests {
             expect: Expect::Absent,
             attrs: Attrs::default(),
             sparse: false,
+            basis: None,
         }
     }
 
@@ -212,6 +213,7 @@ mod tests {
             expect: Expect::Any,
             attrs: Attrs::default(),
             sparse: false,
+            basis: None,
         }
     }
 

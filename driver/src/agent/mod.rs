@@ -316,7 +316,10 @@ impl Session {
             loop {
                 match reader.recv() {
                     Ok(Some(m)) => {
-                        if events_tx.send(Event::Input(Input::Message(m))).is_err() {
+                        if events_tx
+                            .send(Event::Input(Input::Message(Box::new(m))))
+                            .is_err()
+                        {
                             return;
                         }
                     }
@@ -481,6 +484,7 @@ impl Session {
                 expect,
                 attrs,
                 sparse,
+                basis,
             } => {
                 let job = PatchJob {
                     id,
@@ -489,6 +493,7 @@ impl Session {
                     expect,
                     attrs,
                     sparse,
+                    basis,
                 };
                 if let Some(job) = self.holding.start(job) {
                     self.spawn_patch(job, Vec::new());
@@ -496,7 +501,7 @@ impl Session {
             }
             Action::PatchChunk { id, data } => match self.holding.chunk(id, data) {
                 held::Chunk::Held => {}
-                held::Chunk::Spill(job, chunks) => self.spawn_patch(job, chunks),
+                held::Chunk::Spill(job, chunks) => self.spawn_patch(*job, chunks),
                 held::Chunk::NotHeld(data) => {
                     if let Some(f) = self.feeds.get(&id) {
                         if f.chunks.send(Some(data)).is_err() {

@@ -54,6 +54,8 @@ pub struct PatchJob {
     pub attrs: Attrs,
     /// Write runs of zeros as holes.
     pub sparse: bool,
+    /// Copy from this file instead of `path`'s (`--fuzzy`).
+    pub basis: Option<RelPath>,
 }
 
 /// How a patch job ended.
@@ -134,12 +136,13 @@ fn try_patch(root: &Root, job: PatchJob, feed: PatchFeed) -> Result<Option<Ready
             .map_err(|e| fail(Code::FileIo, &e))?;
     }
 
-    // A file the plan saw absent has no basis worth opening: were one
-    // there now, the `Expect` check refuses the rename anyway.
-    let basis = if job.expect == Expect::Absent {
+    // A file the plan saw absent has no basis worth opening (unless the
+    // client named a similar one): were one there now, the `Expect` check
+    // refuses the rename anyway.
+    let basis = if job.expect == Expect::Absent && job.basis.is_none() {
         None
     } else {
-        open_basis(root, p)
+        open_basis(root, job.basis.as_ref().unwrap_or(p))
             .and_then(|f| f.map(FileBasis::new).transpose())
             .map_err(|e| fail(Code::FileIo, &e))?
     };
@@ -337,6 +340,7 @@ mod tests {
             expect: Expect::Any,
             attrs: Attrs::default(),
             sparse: false,
+            basis: None,
         };
         let feed = |chunks: Vec<Vec<u8>>, end: bool| {
             let (tx, rx) = crossbeam::channel::unbounded();

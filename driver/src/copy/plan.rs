@@ -13,6 +13,7 @@ use deltasync_wire::{Attrs, Entry, EntryKind, Expect, Links, Owner};
 use crate::exec::Op;
 use crate::path::RelPath;
 
+mod fuzzy;
 mod renames;
 
 /// What decides that a file must be sent, and which attributes are kept.
@@ -30,6 +31,9 @@ pub struct PlanOptions {
     pub xattrs: bool,
     /// Keep hard links (`-H`).
     pub hard_links: bool,
+    /// Send a new file as a delta against a similar one already at the
+    /// destination (`-y`, `--fuzzy`; see `plan/fuzzy.rs`).
+    pub fuzzy: bool,
 }
 
 /// rsync's `YXcstpoguax` for one step: the update type, the file type,
@@ -395,6 +399,7 @@ pub fn plan(
                                 expect: Expect::Any,
                                 attrs: extra_attrs(e, o),
                                 known: None,
+                                basis: None,
                             },
                             Item::Quiet,
                         );
@@ -423,6 +428,7 @@ pub fn plan(
                             expect: Expect::Absent,
                             attrs: extra_attrs(e, o),
                             known: None,
+                            basis: None,
                         },
                         Item::Change(Itemize::new_entry(dir, 'f')),
                     );
@@ -446,6 +452,7 @@ pub fn plan(
                             expect: Expect::Any,
                             attrs: extra_attrs(e, o),
                             known: None,
+                            basis: None,
                         },
                         Item::Change(Itemize {
                             checksum: o.checksum && !size,
@@ -532,6 +539,9 @@ pub fn plan(
     early.append(&mut middle);
     early.extend(links);
     early.append(&mut dirs);
+    if o.fuzzy {
+        fuzzy::choose(&mut early, &there);
+    }
     plan.steps = early;
     plan
 }

@@ -53,7 +53,7 @@ impl Exec<'_> {
                 self.out.control(Message::Call {
                     id,
                     req: Request::Signature {
-                        path: x.dst.as_bytes().to_vec(),
+                        path: x.basis_path().as_bytes().to_vec(),
                         full_sums: false,
                         resume: false,
                         shape: SigShape::Spans {

@@ -154,6 +154,8 @@ struct Xfer {
     /// What the destination's file is known to hold, until an append is
     /// tried with it.
     known: Option<Partial>,
+    /// A similar file at the destination to diff against (`--fuzzy`).
+    basis: Option<RelPath>,
     /// The source's delta request, once asked.
     delta: Option<u64>,
     /// The destination's patch request, once asked.
@@ -169,6 +171,13 @@ struct Xfer {
     /// Forwarded bytes not yet granted back to the source as credit.
     ungranted: u64,
     sent: Option<Sent>,
+}
+
+impl Xfer {
+    /// The destination file the delta is made against.
+    fn basis_path(&self) -> &RelPath {
+        self.basis.as_ref().unwrap_or(&self.dst)
+    }
 }
 
 /// Credit goes back to the source in steps of this many forwarded bytes.
@@ -231,6 +240,7 @@ impl Exec<'_> {
                     expect,
                     attrs,
                     known,
+                    basis,
                 },
                 _,
             ) => {
@@ -244,6 +254,7 @@ impl Exec<'_> {
                         attrs: attrs.clone(),
                         full_sums: false,
                         known: *known,
+                        basis: basis.clone(),
                         mode: Mode::Single,
                         attempt: 0,
                         sig: Vec::new(),
@@ -280,6 +291,7 @@ impl Exec<'_> {
             };
             if self.o.batches
                 && !self.o.sparse
+                && x.basis.is_none()
                 && x.expect == Expect::Absent
                 && x.attempt == 0
                 && batch::fits(x.size, x.dst.as_bytes(), &x.attrs)
@@ -294,7 +306,7 @@ impl Exec<'_> {
             }
             self.queue.pop_front();
             self.active += 1;
-            if x.expect == Expect::Absent && x.size < ASK_PARTIAL_FROM {
+            if x.expect == Expect::Absent && x.size < ASK_PARTIAL_FROM && x.basis.is_none() {
                 // New at the destination: no basis to sum, so no round
                 // trip to ask; the delta is the file's bytes. Should a file
                 // appear meanwhile, the patch's guard refuses it. (A large
@@ -341,9 +353,10 @@ impl Exec<'_> {
         self.out.control(Message::Call {
             id,
             req: Request::Signature {
-                path: x.dst.as_bytes().to_vec(),
+                path: x.basis_path().as_bytes().to_vec(),
                 full_sums: x.full_sums,
-                resume: !x.full_sums,
+                // A similar file's kept prefix is no prefix of this one.
+                resume: !x.full_sums && x.basis.is_none(),
                 shape: if coarse {
                     SigShape::Coarse
                 } else {
@@ -645,7 +658,7 @@ impl Exec<'_> {
                 // As the agent decides: a new file's patch is held until
                 // whole, unless its bytes pass `HOLD_MAX` (with room for the
                 // delta's own few bytes).
-                x.threaded = !(crate::agent::core::is_held(x.expect, skipped)
+                x.threaded = !(crate::agent::core::is_held(x.expect, skipped, x.basis.is_some())
                     && x.size + 1024 <= crate::agent::core::HOLD_MAX as u64);
                 let req = Request::Patch {
                     path: x.dst.as_bytes().to_vec(),
@@ -653,6 +666,7 @@ impl Exec<'_> {
                     expect: x.expect,
                     attrs: x.attrs.clone(),
                     sparse,
+                    basis: x.basis.as_ref().map(|b| b.as_bytes().to_vec()),
                 };
                 self.at_dst.insert(patch, AtDst::Patch(i));
                 if skipped > 0 {

@@ -69,6 +69,9 @@ pub enum Op {
         /// when a sync's state says so: a source that starts with exactly
         /// that is sent as its tail alone, with no signature round.
         known: Option<Partial>,
+        /// A similar file already at the destination to diff against when
+        /// `path` has none (`--fuzzy`); only read.
+        basis: Option<RelPath>,
     },
     /// Make `path` another name of the file at `existing` (hard links).
     /// Runs late, once every transfer is done.

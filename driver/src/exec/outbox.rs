@@ -178,6 +178,7 @@ mod tests {
                 expect: Expect::Any,
                 attrs: Attrs::default(),
                 sparse: false,
+                basis: None,
             },
         }
     }

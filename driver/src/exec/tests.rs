@@ -43,6 +43,7 @@ fn transfer(path: &str, size: u64, expect: Expect) -> Op {
         expect,
         attrs: Attrs::default(),
         known: None,
+        basis: None,
     }
 }
 
@@ -369,6 +370,45 @@ fn small_new_files_go_in_batches_and_each_ends_on_its_own() {
         seen.0[n + 2]
     );
     assert_eq!(std::fs::read(b.join("taken")).unwrap(), b"someone else's");
+    src.close().unwrap();
+    dst.close().unwrap();
+}
+
+/// A new file with a similar file as its basis (`--fuzzy`) is sent as a
+/// delta against it: few literal bytes, the right contents, and the basis
+/// as it was. Large enough to go in rounds, whose later signatures must
+/// also be the basis's.
+#[test]
+fn a_new_file_sent_against_a_similar_one_sends_what_differs() {
+    let d = tempfile::tempdir().unwrap();
+    let (a, b) = (d.path().join("a"), d.path().join("b"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    let old: Vec<u8> = (0..(1u64 << 20))
+        .map(|i| (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as u8)
+        .collect();
+    let mut new = old.clone();
+    new[5000..5010].copy_from_slice(b"0123456789");
+    new.extend_from_slice(b"and a tail");
+    std::fs::write(b.join("v1.bin"), &old).unwrap();
+    std::fs::write(a.join("v2.bin"), &new).unwrap();
+    let mut op = transfer("v2.bin", new.len() as u64, Expect::Absent);
+    if let Op::Transfer { basis, .. } = &mut op {
+        *basis = Some(p("v1.bin"));
+    }
+    let (src, dst) = (agent(&a), agent(&b));
+    let mut seen = Seen::default();
+    execute(&[op], &src, &dst, &ExecOptions::default(), &mut seen).unwrap();
+    let [(0, Outcome::Sent(s))] = &seen.0[..] else {
+        panic!("{:?}", seen.0);
+    };
+    assert!(s.literal < 1000, "{} literal bytes", s.literal);
+    assert_eq!(std::fs::read(b.join("v2.bin")).unwrap(), new);
+    assert_eq!(
+        std::fs::read(b.join("v1.bin")).unwrap(),
+        old,
+        "the basis stays"
+    );
     src.close().unwrap();
     dst.close().unwrap();
 }

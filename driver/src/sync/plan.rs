@@ -496,6 +496,7 @@ impl<'a> Planner<'a> {
                     expect,
                     attrs: self.o.extra_attrs(s),
                     known,
+                    basis: None,
                 },
             )),
             EntryKind::Dir => {
@@ -840,6 +841,7 @@ impl SyncOptions {
                 expect: Expect::Absent,
                 attrs: self.extra_attrs(e),
                 known: None,
+                basis: None,
             },
         };
         Step::on(from.other(), op)

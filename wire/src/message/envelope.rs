@@ -218,11 +218,16 @@ fn put_request(e: &mut Enc, r: &Request) -> u8 {
             expect,
             attrs,
             sparse,
+            basis,
         } => {
             e.bytes(path).varint(*resume_len);
             put_expect(e, expect);
             put_attrs(e, attrs);
             e.u8(u8::from(*sparse));
+            match basis {
+                Some(b) => e.u8(1).bytes(b),
+                None => e.u8(0),
+            };
             kind::PATCH
         }
         Request::Hash { path } => {
@@ -528,6 +533,7 @@ fn get_request(k: u8, d: &mut Dec<'_>) -> Result<Request, WireError> {
             expect: get_expect(d)?,
             attrs: get_attrs(d)?,
             sparse: d.bool()?,
+            basis: if d.bool()? { Some(path(d)?) } else { None },
         },
         HASH => Request::Hash { path: path(d)? },
         READ => Request::Read {

@@ -183,13 +183,16 @@ pub enum Request {
     },
     /// Rebuild `path` from the delta fed after this (`Feed::DeltaChunk`…,
     /// `Feed::DeltaEnd`), keeping the first `resume_len` bytes of the
-    /// partial file, if `path` still holds what `expect` says: `Done`.
+    /// partial file, if `path` still holds what `expect` says: `Done`. The
+    /// delta copies from the file at `path`, or at `basis` when given (a
+    /// similar file, for a `path` that has none: `--fuzzy`).
     Patch {
         path: Vec<u8>,
         resume_len: u64,
         expect: Expect,
         attrs: Attrs,
         sparse: bool,
+        basis: Option<Vec<u8>>,
     },
     /// Read each file at `paths` whole (at most [`MAX_BATCH_FILES`], each
     /// at most [`MAX_BATCH_FILE`] bytes, [`MAX_BATCH_DATA`] in all): one

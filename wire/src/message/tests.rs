@@ -140,6 +140,7 @@ fn samples() -> Vec<Message> {
                 },
                 attrs: attrs.clone(),
                 sparse: true,
+                basis: Some(b"old/f".to_vec()),
             },
         ),
         call(

@@ -343,3 +343,68 @@ fn a_rename_is_checked_by_a_transfer_and_never_goes_under_a_file_in_the_way() {
     );
     assert!(p.steps.iter().any(|s| matches!(&s.op, Op::Move { .. })));
 }
+
+/// `--fuzzy`: a new file gets a similar file of its folder as its basis,
+/// never one this plan deletes, writes or moves, nor one in another
+/// folder; without the flag, none.
+#[test]
+fn fuzzy_gives_a_new_file_a_similar_one_that_stays() {
+    let root = RelPath::root();
+    let src = [
+        e("d", EntryKind::Dir, 0, 1),
+        e("d/report-v2.txt", EntryKind::File, 1000, 1),
+        e("d/report-v3.txt", EntryKind::File, 1100, 2),
+        e("d/app-1.5.tar", EntryKind::File, 5000, 2),
+        e("e", EntryKind::Dir, 0, 1),
+        e("e/report-v4.txt", EntryKind::File, 1000, 2),
+    ];
+    let dst = [
+        e("d", EntryKind::Dir, 0, 1),
+        e("d/report-v2.txt", EntryKind::File, 1000, 1),
+        // Gone from the source: deleted with --delete, so never a basis.
+        e("d/app-1.4.tar", EntryKind::File, 5000, 1),
+        e("e", EntryKind::Dir, 0, 1),
+    ];
+    let basis_of = |p: &Plan, path: &str| {
+        p.steps.iter().find_map(|s| match &s.op {
+            Op::Transfer {
+                path: at, basis, ..
+            } if *at == r(path) => Some(basis.clone()),
+            _ => None,
+        })
+    };
+    let fuzzy = PlanOptions {
+        fuzzy: true,
+        ..PlanOptions::default()
+    };
+    let p = plan(&src, &dst, &root, &root, fuzzy, '>');
+    assert_eq!(
+        basis_of(&p, "d/report-v3.txt"),
+        Some(Some(r("d/report-v2.txt")))
+    );
+    assert_eq!(
+        basis_of(&p, "d/app-1.5.tar"),
+        Some(Some(r("d/app-1.4.tar")))
+    );
+    assert_eq!(
+        basis_of(&p, "e/report-v4.txt"),
+        Some(None),
+        "another folder"
+    );
+    let deleting = PlanOptions {
+        delete: true,
+        ..fuzzy
+    };
+    let p = plan(&src, &dst, &root, &root, deleting, '>');
+    assert_eq!(
+        basis_of(&p, "d/report-v3.txt"),
+        Some(Some(r("d/report-v2.txt")))
+    );
+    assert_eq!(
+        basis_of(&p, "d/app-1.5.tar"),
+        Some(None),
+        "its old version is deleted"
+    );
+    let p = plan(&src, &dst, &root, &root, PlanOptions::default(), '>');
+    assert_eq!(basis_of(&p, "d/report-v3.txt"), Some(None), "not asked for");
+}

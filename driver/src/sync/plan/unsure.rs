@@ -75,6 +75,7 @@ mod tests {
             expect,
             attrs: Attrs::default(),
             known: None,
+            basis: None,
         };
         let mut plan = Plan::default();
         for op in [
