@@ -82,6 +82,7 @@ fn options(o: &SyncOpts) -> Result<(SyncOptions, RunOptions), DriverError> {
         numeric_ids: o.attrs.numeric_ids,
         xattrs: o.attrs.xattrs || o.attrs.acls,
         hard_links: o.attrs.hard_links,
+        fuzzy: o.fuzzy,
     };
     let max_time = match &o.max_time {
         Some(text) => Some(duration("--max-time", text)?),

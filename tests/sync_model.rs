@@ -31,7 +31,10 @@ use deltasync_driver::sync::{self, ConflictPolicy, RunOptions, Side, SyncJob, Sy
 use proptest::prelude::*;
 
 /// Paths an operation may touch: some nest, so files and directories clash.
-const SLOTS: &[&str] = &["a", "b", "c", "d", "d/a", "d/b", "e", "e/f", "e/f/a", "e/g"];
+// `d/x1` and `d/x2` are alike (`--fuzzy` takes one as the other's basis).
+const SLOTS: &[&str] = &[
+    "a", "b", "c", "d", "d/a", "d/b", "e", "e/f", "e/f/a", "e/g", "d/x1", "d/x2",
+];
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -183,6 +186,10 @@ impl World {
                 numeric_ids: false,
                 xattrs: false,
                 hard_links: false,
+                // New files take similar old ones as their basis whenever
+                // one qualifies: convergence and no lost version must hold
+                // with it too.
+                fuzzy: true,
             },
             run: RunOptions {
                 // The model checks convergence; the safety stops have their own tests.

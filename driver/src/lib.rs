@@ -40,6 +40,7 @@ pub mod client;
 pub mod copy;
 mod error;
 pub mod exec;
+pub mod fuzzy;
 pub mod link;
 pub mod location;
 pub mod path;

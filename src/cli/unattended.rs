@@ -71,6 +71,12 @@ pub struct SyncOpts {
     /// Compare contents by BLAKE3 for every file, not only those whose size or mtime moved.
     #[arg(short = 'c', long)]
     pub checksum: bool,
+    /// For a file new to one side, look there for an older version under a
+    /// similar name (same folder, a name alike at its start and end, a
+    /// size within 2x) and send only what differs from it. The similar
+    /// file is only read; one this run deletes or changes is never used.
+    #[arg(short = 'y', long)]
+    pub fuzzy: bool,
     /// Safety stop if a side would lose more than PCT percent of its files.
     #[arg(long, value_name = "PCT", default_value_t = 50)]
     pub max_delete: u32,

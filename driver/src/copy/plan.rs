@@ -13,7 +13,6 @@ use deltasync_wire::{Attrs, Entry, EntryKind, Expect, Links, Owner};
 use crate::exec::Op;
 use crate::path::RelPath;
 
-mod fuzzy;
 mod renames;
 
 /// What decides that a file must be sent, and which attributes are kept.
@@ -32,7 +31,7 @@ pub struct PlanOptions {
     /// Keep hard links (`-H`).
     pub hard_links: bool,
     /// Send a new file as a delta against a similar one already at the
-    /// destination (`-y`, `--fuzzy`; see `plan/fuzzy.rs`).
+    /// destination (`-y`, `--fuzzy`; see `fuzzy.rs`).
     pub fuzzy: bool,
 }
 
@@ -540,7 +539,8 @@ pub fn plan(
     early.extend(links);
     early.append(&mut dirs);
     if o.fuzzy {
-        fuzzy::choose(&mut early, &there);
+        let mut ops: Vec<&mut Op> = early.iter_mut().map(|s| &mut s.op).collect();
+        crate::fuzzy::choose(&mut ops, there.iter().map(|(p, e)| (p, *e)));
     }
     plan.steps = early;
     plan

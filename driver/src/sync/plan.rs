@@ -104,6 +104,9 @@ pub struct SyncOptions {
     pub xattrs: bool,
     /// Keep hard links (`-H`).
     pub hard_links: bool,
+    /// Send a file new to a side as a delta against a similar file that
+    /// side already has (`-y`, `--fuzzy`; see `fuzzy.rs`).
+    pub fuzzy: bool,
 }
 
 /// One change to one side: the shared operation ([`Op`]) and the side it
@@ -954,6 +957,18 @@ pub fn plan(
     // Parents before children, whatever order the decisions came in.
     let mut plan = pl.plan;
     plan.changes.sort_by_key(first_path);
+    if o.fuzzy {
+        for (side, listing) in [(Side::A, a), (Side::B, b)] {
+            let mut ops: Vec<&mut Op> = plan
+                .changes
+                .iter_mut()
+                .flat_map(|c| c.steps.iter_mut())
+                .filter(|s| s.side == side)
+                .map(|s| &mut s.op)
+                .collect();
+            crate::fuzzy::choose(&mut ops, listing);
+        }
+    }
     plan
 }
 

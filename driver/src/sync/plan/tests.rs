@@ -51,6 +51,7 @@ fn opts() -> SyncOptions {
         numeric_ids: false,
         xattrs: false,
         hard_links: false,
+        fuzzy: false,
     }
 }
 
@@ -543,4 +544,47 @@ fn an_update_knows_the_destinations_content_only_while_it_is_as_recorded() {
     let mut unhashed = st.clone();
     unhashed.get_mut(&p("log")).unwrap().blake3 = None;
     assert_eq!(known_of(&unhashed, &old), None);
+}
+
+/// `--fuzzy`: a file new to a side takes a similar file that side keeps
+/// as its basis; one the same run deletes there never serves.
+#[test]
+fn fuzzy_gives_each_side_a_similar_file_it_keeps() {
+    let base = [file("d/v1.txt", 1, 1), file("e/old-1.txt", 1, 1)];
+    let st = state(&base);
+    // v2 is new on A; B still has v1. B's old-1 is deleted on A and
+    // old-2 is new on A, so the old one leaves B as old-2 arrives.
+    let a = listing(&[
+        dir("d"),
+        dir("e"),
+        file("d/v1.txt", 1, 1),
+        file("d/v2.txt", 2, 5),
+        file("e/old-2.txt", 3, 5),
+    ]);
+    let b = listing(&[
+        dir("d"),
+        dir("e"),
+        file("d/v1.txt", 1, 1),
+        file("e/old-1.txt", 1, 1),
+    ]);
+    let basis_of = |pl: &Plan, path: &str| {
+        pl.changes
+            .iter()
+            .flat_map(|c| c.steps.iter())
+            .find_map(|s| match &s.op {
+                Op::Transfer {
+                    path: at, basis, ..
+                } if *at == p(path) && s.side == Side::B => Some(basis.clone()),
+                _ => None,
+            })
+    };
+    let fuzzy = SyncOptions {
+        fuzzy: true,
+        ..opts()
+    };
+    let pl = plan(&st, &a, &b, &fuzzy);
+    assert_eq!(basis_of(&pl, "d/v2.txt"), Some(Some(p("d/v1.txt"))));
+    assert_eq!(basis_of(&pl, "e/old-2.txt"), Some(None), "old-1 leaves B");
+    let pl = plan(&st, &a, &b, &opts());
+    assert_eq!(basis_of(&pl, "d/v2.txt"), Some(None), "not asked for");
 }

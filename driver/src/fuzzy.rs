@@ -2,7 +2,8 @@
 //! there under another name (`report-v2.txt` beside a new
 //! `report-v3.txt`, `app-1.4.tar` beside `app-1.5.tar`). As rsync's
 //! `--fuzzy` does, such a file is sent as a delta against that similar
-//! file instead of whole. Pure: a pass over the finished plan.
+//! file instead of whole. Pure: a pass over a finished plan's steps on one
+//! destination, copy's or one side of a sync's.
 //!
 //! A basis must be in the same folder, a regular non-empty file, within
 //! half to twice the new file's size, and share with the new name at
@@ -17,14 +18,14 @@ use std::collections::{HashMap, HashSet};
 
 use deltasync_wire::{Entry, EntryKind, Expect};
 
-use super::Step;
 use crate::exec::Op;
 use crate::path::RelPath;
 
-/// Gives each new file of `steps` the best similar file of `there` (the
-/// destination's listing) as its basis, where one qualifies.
-pub(super) fn choose(steps: &mut [Step], there: &HashMap<RelPath, &Entry>) {
-    let (written, gone) = busy(steps);
+/// Gives each new file of `ops` (the steps on one destination) the best
+/// similar file of `there` (that destination's listing) as its basis,
+/// where one qualifies.
+pub fn choose<'e>(ops: &mut [&mut Op], there: impl IntoIterator<Item = (&'e RelPath, &'e Entry)>) {
+    let (written, gone) = busy(ops);
     let touched = |p: &RelPath| {
         if written.contains(p) {
             return true;
@@ -46,14 +47,14 @@ pub(super) fn choose(steps: &mut [Step], there: &HashMap<RelPath, &Entry>) {
             by_folder.entry(p.parent()).or_default().push((p, e.size));
         }
     }
-    for s in steps.iter_mut() {
+    for op in ops.iter_mut() {
         if let Op::Transfer {
             path,
             size,
             expect: Expect::Absent,
             basis,
             ..
-        } = &mut s.op
+        } = &mut **op
         {
             let found = by_folder
                 .get(&path.parent())
@@ -66,10 +67,10 @@ pub(super) fn choose(steps: &mut [Step], there: &HashMap<RelPath, &Entry>) {
 /// The paths the plan writes (a folder's new mtime leaves what it holds
 /// alone), and those it takes away with all they hold (removed, stashed,
 /// moved).
-fn busy(steps: &[Step]) -> (HashSet<RelPath>, HashSet<RelPath>) {
+fn busy(ops: &[&mut Op]) -> (HashSet<RelPath>, HashSet<RelPath>) {
     let (mut written, mut gone) = (HashSet::new(), HashSet::new());
-    for s in steps {
-        match &s.op {
+    for op in ops {
+        match &**op {
             Op::Remove { path, .. } | Op::Stash { path, .. } => {
                 gone.insert(path.clone());
             }
