@@ -12,6 +12,8 @@
 #   sudo DELTASYNC_SINGLE_ROUND=1 benches/wan/run.sh   # deltasync without rounds
 #   sudo ONLY=renamed benches/wan/run.sh --quick       # only matching scenarios
 #   sudo DS_EXTRA="--compress-level 15" TOOLS="copy sync" benches/wan/run.sh
+#   sudo FUZZY=1 ONLY="new version" benches/wan/run.sh   # -y for rsync, copy and sync,
+#                                                         # and a scenario for it
 #
 # It prints a Markdown table (the one in docs/benchmarks.md) and the
 # geometric means of deltasync's bytes and seconds over the better peer's.
@@ -92,12 +94,17 @@ DS_OPTS=(--identity "$work/id" --known-hosts "$work/known_hosts" --remote-bin "$
 # DS_EXTRA: more options for deltasync copy and sync (e.g. "--compress-level 15").
 read -r -a extra <<< "${DS_EXTRA:-}"
 DS_OPTS+=("${extra[@]}")
+RSYNC_OPTS=(-az --delete)
+if [ "${FUZZY:-0}" = 1 ]; then
+  RSYNC_OPTS+=(-y)
+  DS_OPTS+=(-y)
+fi
 export UNISON=$work/unison-near
 run() {
   local tool=$1 dst=$2 b0 b1 t0 t1
   b0=$(wire_bytes); t0=$(date +%s.%N)
   case $tool in
-    rsync) rsync -az --delete -e "$SSH" "$work/src/" "root@$PEER_IP:$dst/" ;;
+    rsync) rsync "${RSYNC_OPTS[@]}" -e "$SSH" "$work/src/" "root@$PEER_IP:$dst/" ;;
     unison) unison "$work/src" "ssh://root@$PEER_IP/$dst" "${UNISON_OPTS[@]}" >/dev/null ;;
     copy) "$BIN" copy --delete "${DS_OPTS[@]}" "$work/src/" "ssh://root@$PEER_IP:2200$dst/" ;;
     sync) "$BIN" sync "${DS_OPTS[@]}" "$work/src" "ssh://root@$PEER_IP:2200$dst" >/dev/null ;;
@@ -159,6 +166,7 @@ edit_append() { $G append-log "$1/app.log" $((512 << 10)) 9; }
 edit_some() { $G touch-some "$1" 20 10; }
 edit_none() { :; }
 edit_rename() { mv "$1/dir07" "$1/dir07-renamed"; }
+edit_version() { cp "$1/big.bin" "$1/big-2.bin"; $G scatter "$1/big-2.bin" 30 11; }
 empty_dir() { :; }
 move_mixed() { rm -rf "${1:?}"/*; prep_mixed "$1"; }
 
@@ -169,6 +177,9 @@ scenario "appended log (+512 KiB)" prep_log edit_append
 scenario "$FILES small files, 20 changed" prep_tree edit_some
 scenario "a folder of $((FILES / 50)) files renamed" prep_tree edit_rename
 scenario "no change ($FILES files)" prep_tree edit_none
+if [ "${FUZZY:-0}" = 1 ]; then
+  scenario "a new version beside the old one, 30 edits" prep_big edit_version
+fi
 
 echo
 echo "Link: $RATE each way (tc tbf), ${DELAY_MS} ms delay each way (proxy). Bytes: veth rx+tx during the run."
