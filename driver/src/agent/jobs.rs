@@ -36,13 +36,17 @@ pub fn partial_name(p: &RelPath) -> String {
 
 /// The stat of an open file.
 pub(super) fn stat_of(f: &File) -> io::Result<FileStat> {
+    f.metadata().map(|m| stat_from(&m))
+}
+
+/// The stat in `m`.
+pub(super) fn stat_from(m: &std::fs::Metadata) -> FileStat {
     use std::os::unix::fs::MetadataExt;
-    let m = f.metadata()?;
-    Ok(FileStat {
+    FileStat {
         size: m.len(),
         mtime: deltasync_wire::Mtime::new(m.mtime(), m.mtime_nsec()),
         mode: m.mode() & 0o7777,
-    })
+    }
 }
 
 /// The code for an I/O error: a missing file vanished, a refused one was

@@ -160,10 +160,16 @@ impl Root {
     /// comes, forever if none does, so the open is non-blocking and the
     /// type is checked on the opened file, not on an earlier stat.
     pub fn open_file(&self, p: &RelPath) -> io::Result<File> {
+        self.open_file_stat(p).map(|(f, _)| f)
+    }
+
+    /// [`Root::open_file`], with the stat it took of the open file.
+    pub fn open_file_stat(&self, p: &RelPath) -> io::Result<(File, std::fs::Metadata)> {
         let mut o = OpenOptions::new();
         o.read(true).follow(FollowSymlinks::No).nonblock(true);
         let f = self.dir.open_with(p.as_path(), &o)?.into_std();
-        if !f.metadata()?.is_file() {
+        let m = f.metadata()?;
+        if !m.is_file() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "not a regular file (a FIFO, socket or device is never read)",
@@ -171,7 +177,36 @@ impl Root {
         }
         let flags = rustix::fs::fcntl_getfl(&f)?;
         rustix::fs::fcntl_setfl(&f, flags - rustix::fs::OFlags::NONBLOCK)?;
-        Ok(f)
+        Ok((f, m))
+    }
+
+    /// What is at `p` now, if it is a regular file: its size and mtime
+    /// (`lstat` through `p`'s parent, opened beneath the root and kept in
+    /// `parent` for the next call: files of one folder come together).
+    pub fn file_now(
+        &self,
+        p: &RelPath,
+        parent: &mut Option<(RelPath, Dir)>,
+    ) -> io::Result<Option<(u64, Mtime)>> {
+        use std::os::unix::ffi::OsStrExt;
+        let folder = p.parent();
+        if parent.as_ref().is_none_or(|(at, _)| *at != folder) {
+            *parent = None;
+            let (dir, _) = self.parent_of(p)?;
+            *parent = Some((folder, dir));
+        }
+        let Some((_, dir)) = parent.as_ref() else {
+            unreachable!("just set")
+        };
+        let name = std::ffi::OsStr::from_bytes(p.file_name());
+        match rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) if rustix::fs::FileType::from_raw_mode(st.st_mode).is_file() => Ok(Some((
+                st.st_size as u64,
+                Mtime::new(st.st_mtime, st.st_mtime_nsec as i64),
+            ))),
+            Ok(_) | Err(rustix::io::Errno::NOENT) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// A symlink's target.
