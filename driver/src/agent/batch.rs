@@ -110,10 +110,13 @@ fn read_one(root: &Root, p: &RelPath, room: usize) -> Result<FileData, Failed> {
 /// Writes each file of a `Put` into `.deltasync/partial/`, checked and
 /// with its attributes: what the group commit takes, or why not.
 pub fn write(root: &Root, id: u64, files: Vec<Placing>) -> Vec<Result<Ready, Failed>> {
-    let work = root
-        .check_writable()
-        .and_then(|()| root.work_dir("partial"))
-        .map_err(|e| failed(Code::FileIo, e));
+    // A read-only agent refuses, as it refuses a patch.
+    let work = match root.check_writable() {
+        Err(e) => Err(failed(Code::Refused, e)),
+        Ok(()) => root
+            .work_dir("partial")
+            .map_err(|e| failed(Code::FileIo, e)),
+    };
     files
         .into_iter()
         .map(|f| {
@@ -124,6 +127,7 @@ pub fn write(root: &Root, id: u64, files: Vec<Placing>) -> Vec<Result<Ready, Fai
                 path: f.path,
                 expect: f.expect,
                 name,
+                written: super::commit::syncs_so_far(),
             })
         })
         .collect()

@@ -53,6 +53,18 @@ pub struct Ready {
     pub expect: Expect,
     /// The partial file's name in `.deltasync/partial/`.
     pub name: String,
+    /// [`syncs_so_far`] when it was written.
+    pub written: u64,
+}
+
+/// `syncfs` calls begun so far by this process's commit threads. A file
+/// records the count when it is written: a later failed `syncfs` may have
+/// been its own write-back's failure, whichever batch it was for.
+static SYNCS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// See [`SYNCS`]; read after a file's last write.
+pub fn syncs_so_far() -> u64 {
+    SYNCS.load(std::sync::atomic::Ordering::SeqCst)
 }
 
 /// `syncfs` on one descriptor kept for the commit thread's whole life.
@@ -116,7 +128,10 @@ enum Owner {
 /// then are their replies sent. While files keep coming, that is one
 /// `syncfs` a batch.
 pub fn run(root: &Root, ready: Receiver<Work>, out: &Sender<Message>, finished: impl Fn(u64)) {
-    let fs = Syncer::new(root);
+    let mut fs = Syncs {
+        fs: Syncer::new(root),
+        poisoned_below: 0,
+    };
     let send = |answered: Vec<(u64, Reply)>| {
         for (id, rep) in answered {
             finished(id);
@@ -133,7 +148,7 @@ pub fn run(root: &Root, ready: Receiver<Work>, out: &Sender<Message>, finished: 
                     let paths: Vec<RelPath> = batch.iter().map(|r| r.path.clone()).collect();
                     // A panic must not strand the batch's slots and replies.
                     let landed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        land(root, &synced, batch)
+                        land(root, &synced.0, synced.1, batch)
                     }))
                     .unwrap_or_else(|_| Landed::failed(&paths, "commit failed (a bug)"));
                     if renamed_tx.send((owners, landed)).is_err() {
@@ -146,9 +161,9 @@ pub fn run(root: &Root, ready: Receiver<Work>, out: &Sender<Message>, finished: 
             let mut local = Vec::new();
             while let Ok(first) = ready.recv() {
                 let (batch, owners) = flatten(gather(first, &ready));
-                let synced = sync(&fs);
-                local.push((owners, land(root, &synced, batch)));
-                let after = sync(&fs);
+                let synced = fs.sync();
+                local.push((owners, land(root, &synced, fs.poisoned_below, batch)));
+                let after = fs.sync();
                 for (owners, landed) in local.drain(..) {
                     send(answers(owners, landed.seal(&after)));
                 }
@@ -188,7 +203,7 @@ pub fn run(root: &Root, ready: Receiver<Work>, out: &Sender<Message>, finished: 
                         Err(_) => renaming = 0, // the renamer is gone, and so are they
                     }
                 }
-                let after = sync(&fs);
+                let after = fs.sync();
                 for (owners, landed) in unsealed.drain(..) {
                     send(answers(owners, landed.seal(&after)));
                 }
@@ -201,15 +216,15 @@ pub fn run(root: &Root, ready: Receiver<Work>, out: &Sender<Message>, finished: 
                 renaming -= 1;
             }
             // The batch's data, and those renames.
-            let synced = sync(&fs);
+            let synced = fs.sync();
             for (owners, landed) in unsealed.drain(..) {
                 send(answers(owners, landed.seal(&synced)));
             }
-            match to_rename.send((owners, batch, synced)) {
+            match to_rename.send((owners, batch, (synced, fs.poisoned_below))) {
                 Ok(()) => renaming += 1,
                 Err(back) => {
-                    let (owners, batch, synced) = back.0;
-                    unsealed.push((owners, land(root, &synced, batch)));
+                    let (owners, batch, (synced, poisoned)) = back.0;
+                    unsealed.push((owners, land(root, &synced, poisoned, batch)));
                 }
             }
         }
@@ -217,8 +232,9 @@ pub fn run(root: &Root, ready: Receiver<Work>, out: &Sender<Message>, finished: 
     });
 }
 
-/// A batch whose data is durable (or why not), for the renamer.
-type Round = (Vec<Owner>, Vec<Ready>, Result<(), String>);
+/// A batch whose data is durable (or why not), for the renamer, with the
+/// files it must fail as written before a failed `syncfs` (see [`Syncs`]).
+type Round = (Vec<Owner>, Vec<Ready>, (Result<(), String>, u64));
 
 /// `first`, and what else comes while files keep coming, for at most
 /// `GATHER` and `MAX_BATCH` files.
@@ -238,11 +254,31 @@ fn gather(first: Work, ready: &Receiver<Work>) -> Vec<Work> {
     works
 }
 
-/// One `syncfs`, or why it failed.
-fn sync(fs: &std::io::Result<Syncer>) -> Result<(), String> {
-    match fs {
-        Ok(fs) => fs.sync().map_err(|e| format!("syncfs: {e}")),
-        Err(e) => Err(format!("cannot open the root for syncfs: {e}")),
+/// A commit thread's `syncfs` calls, and what their failures cost.
+///
+/// A `syncfs` reports a write-back error once, to whichever call comes
+/// first after it, which need not be the call for the batch of the file
+/// whose write-back failed: that file may still be waiting to be
+/// committed. So a failed call numbered `k` fails every file written
+/// before it ended (`written < k + 1`) as it comes, not only its own batch.
+struct Syncs {
+    fs: std::io::Result<Syncer>,
+    /// Files with `written` below this may have lost their data.
+    poisoned_below: u64,
+}
+
+impl Syncs {
+    /// One `syncfs`, or why it failed.
+    fn sync(&mut self) -> Result<(), String> {
+        let k = SYNCS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let r = match &self.fs {
+            Ok(fs) => fs.sync().map_err(|e| format!("syncfs: {e}")),
+            Err(e) => Err(format!("cannot open the root for syncfs: {e}")),
+        };
+        if r.is_err() {
+            self.poisoned_below = k + 1;
+        }
+        r
     }
 }
 
@@ -344,8 +380,14 @@ impl Landed {
 }
 
 /// Renames each file of a batch whose data `synced` made durable into
-/// place, if its path still holds what the plan saw.
-pub fn land(root: &Root, synced: &Result<(), String>, batch: Vec<Ready>) -> Landed {
+/// place, if its path still holds what the plan saw; a file written before
+/// a failed `syncfs` (`written < poisoned_below`) fails instead.
+pub fn land(
+    root: &Root,
+    synced: &Result<(), String>,
+    poisoned_below: u64,
+    batch: Vec<Ready>,
+) -> Landed {
     let work = root.work_dir("partial");
     let mut replies: Vec<Option<Reply>> = vec![None; batch.len()];
     let mut renamed = Vec::new();
@@ -359,9 +401,12 @@ pub fn land(root: &Root, synced: &Result<(), String>, batch: Vec<Ready>) -> Land
                 continue;
             }
         };
-        if let Err(e) = synced {
+        let lost = (r.written < poisoned_below).then_some(
+            "a write-back error was reported after it was written; its data may be lost",
+        );
+        if let Some(e) = synced.as_ref().err().map(String::as_str).or(lost) {
             let _ = work.remove_file(&r.name);
-            replies[at] = Some(fail(Code::FileIo, e));
+            replies[at] = Some(fail(Code::FileIo, &e));
             continue;
         }
         if r.expect == Expect::Absent {
@@ -398,7 +443,7 @@ pub fn land(root: &Root, synced: &Result<(), String>, batch: Vec<Ready>) -> Land
 #[cfg(test)]
 pub fn commit(root: &Root, fs: &Syncer, batch: Vec<Ready>) -> Vec<Reply> {
     let sync = || fs.sync().map_err(|e| format!("syncfs: {e}"));
-    land(root, &sync(), batch).seal(&sync())
+    land(root, &sync(), 0, batch).seal(&sync())
 }
 
 /// Why a new version was not renamed in.
@@ -460,6 +505,7 @@ mod tests {
             path,
             expect,
             name,
+            written: syncs_so_far(),
         }
     }
 
@@ -511,6 +557,36 @@ mod tests {
             super::super::jobs::partial_name(&RelPath::parse(b"c").unwrap()),
         );
         assert!(kept.exists(), "a refused version is kept for a later run");
+    }
+
+    /// A file written before a failed `syncfs` is failed when it comes,
+    /// whichever batch that `syncfs` was for, and its partial removed; one
+    /// written after it lands.
+    #[test]
+    fn a_file_written_before_a_failed_syncfs_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::open(dir.path(), false).unwrap();
+        let early = ready(&root, 1, b"early", b"1", Expect::Absent);
+        let poisoned_below = early.written + 1;
+        let mut late = ready(&root, 2, b"late", b"2", Expect::Absent);
+        late.written = poisoned_below;
+        let name = early.name.clone();
+        let replies = land(&root, &Ok(()), poisoned_below, vec![early, late]).seal(&Ok(()));
+        assert!(
+            matches!(
+                &replies[0],
+                Reply::Error {
+                    code: Code::FileIo,
+                    ..
+                }
+            ),
+            "{replies:?}"
+        );
+        assert_eq!(replies[1], Reply::Done);
+        assert!(!dir.path().join("early").exists());
+        let partial = dir.path().join(crate::path::WORK_DIR).join("partial");
+        assert!(!partial.join(name).exists(), "its partial is removed");
+        assert_eq!(std::fs::read(dir.path().join("late")).unwrap(), b"2");
     }
 
     /// A patch's file and a `Put`'s files commit together: the patch gets

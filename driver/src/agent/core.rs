@@ -412,7 +412,18 @@ impl Core {
     /// A batch of new versions to place.
     fn put(&mut self, id: u64, raw: Vec<PutFile>) -> Vec<Action> {
         let mut files = Vec::with_capacity(raw.len());
+        let mut seen = std::collections::HashSet::new();
         for f in raw {
+            // One partial file per path: a path twice would place one
+            // file's bytes under the other's reply.
+            if !seen.insert(f.path.clone()) {
+                return vec![refuse(
+                    id,
+                    Code::Refused,
+                    &f.path,
+                    "named twice in one batch",
+                )];
+            }
             match RelPath::parse(&f.path) {
                 Ok(path) => files.push(Placing {
                     path,
@@ -764,6 +775,17 @@ mod tests {
         assert!(matches!(&a[..], [Action::Put { .. }]), "{a:?}");
         let a = c.handle(call(102, put(b"../f")));
         assert!(is_error(&a, Code::Refused), "{a:?}");
+        let twice = Request::Put {
+            files: [put(b"g"), put(b"g")]
+                .into_iter()
+                .flat_map(|r| match r {
+                    Request::Put { files } => files,
+                    _ => unreachable!(),
+                })
+                .collect(),
+        };
+        let a = c.handle(call(105, twice));
+        assert!(is_error(&a, Code::Refused), "a path twice: {a:?}");
         let a = c.handle(call(
             103,
             Request::Read {

@@ -135,10 +135,20 @@ pub fn writer(
         let w = match job {
             Write::Patch(w) => *w,
             Write::Put { id, files } => {
-                written(Work::Batch {
-                    id,
-                    files: super::batch::write(root, id, files),
+                let paths: Vec<RelPath> = files.iter().map(|f| f.path.clone()).collect();
+                // As for a patch: a panic must not leave the batch, and
+                // every later one, without a reply.
+                let files = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    super::batch::write(root, id, files)
+                }))
+                .unwrap_or_else(|_| {
+                    let bug = deltasync_wire::Failed {
+                        code: deltasync_wire::Code::FileIo,
+                        message: "writing the batch failed (a bug)".into(),
+                    };
+                    paths.iter().map(|_| Err(bug.clone())).collect()
                 });
+                written(Work::Batch { id, files });
                 continue;
             }
         };

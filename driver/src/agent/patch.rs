@@ -218,6 +218,7 @@ fn try_patch(root: &Root, job: PatchJob, feed: PatchFeed) -> Result<Option<Ready
             path: job.path,
             expect: job.expect,
             name,
+            written: super::commit::syncs_so_far(),
         }));
     }
     file.sync_all().map_err(|e| fail(Code::FileIo, &e))?;

@@ -23,6 +23,15 @@ impl Exec<'_> {
             let Some(batch) = self.batches.ready.pop_front() else {
                 break;
             };
+            // (Every transfer of a batch is still open: only its `Files`
+            // or `Placed` ends it. Kept to what is, all the same.)
+            let batch: Vec<usize> = batch
+                .into_iter()
+                .filter(|i| self.xfers.contains_key(i))
+                .collect();
+            if batch.is_empty() {
+                continue;
+            }
             let paths = batch
                 .iter()
                 .filter_map(|i| self.xfers.get(i))

@@ -294,11 +294,12 @@ impl Exec<'_> {
                 && x.basis.is_none()
                 && x.expect == Expect::Absent
                 && x.attempt == 0
-                && batch::fits(x.size, x.dst.as_bytes(), &x.attrs)
+                && batch::fits(x.size, x.src.as_bytes(), x.dst.as_bytes(), &x.attrs)
             {
                 self.queue.pop_front();
                 x.batched = true;
-                self.batches.add(i, x.size, x.dst.as_bytes(), &x.attrs);
+                self.batches
+                    .add(i, x.size, x.src.as_bytes(), x.dst.as_bytes(), &x.attrs);
                 continue;
             }
             if self.active >= self.o.window.max(1) {
@@ -812,6 +813,20 @@ impl Exec<'_> {
                     x.dst.display()
                 ));
                 self.xfers.insert(i, retry(x, true));
+                self.queue.push_front(i);
+            }
+            Some((Code::Data | Code::FileIo | Code::Checksum, _))
+                if x.basis.is_some() && !from_src && x.attempt < 3 =>
+            {
+                // The similar file changed or went while it served: send
+                // the file without it.
+                self.observer.warning(&format!(
+                    "{}: its similar file changed while it served as the basis; sending it whole",
+                    x.dst.display()
+                ));
+                let mut again = retry(x, false);
+                again.basis = None;
+                self.xfers.insert(i, again);
                 self.queue.push_front(i);
             }
             Some((Code::Busy, _)) if x.attempt < 3 => {
