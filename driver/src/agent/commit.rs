@@ -124,10 +124,17 @@ enum Owner {
 /// `syncfs`; a renamer thread then renames its files into place
 /// ([`land`]). The renames of every batch the renamer has finished are
 /// made durable by the next `syncfs` this thread starts (the next batch's,
-/// or, when no batch comes within `GATHER`, one of their own), and only
-/// then are their replies sent. While files keep coming, that is one
-/// `syncfs` a batch.
-pub fn run(root: &Root, ready: Receiver<Work>, out: &Sender<Message>, finished: impl Fn(u64)) {
+/// or one of their own when no batch comes: within `GATHER` while the
+/// writer thread has files on their way here, `writing`, else within
+/// `LULL`), and only then are their replies sent. While files keep coming,
+/// that is one `syncfs` a batch.
+pub fn run(
+    root: &Root,
+    ready: Receiver<Work>,
+    writing: &std::sync::atomic::AtomicUsize,
+    out: &Sender<Message>,
+    finished: impl Fn(u64),
+) {
     let mut fs = Syncs {
         fs: Syncer::new(root),
         poisoned_below: 0,
@@ -179,7 +186,8 @@ pub fn run(root: &Root, ready: Receiver<Work>, out: &Sender<Message>, finished: 
             let first = if renaming == 0 && unsealed.is_empty() {
                 ready.recv().ok()
             } else if open {
-                match ready.recv_timeout(GATHER) {
+                let coming = writing.load(std::sync::atomic::Ordering::Acquire) > 0;
+                match ready.recv_timeout(if coming { GATHER } else { LULL }) {
                     Ok(w) => Some(w),
                     Err(e) => {
                         open = !e.is_disconnected();
@@ -651,7 +659,8 @@ mod tests {
             .unwrap();
         }
         drop(tx);
-        run(&root, rx, &out, |id| freed_tx.send(id).unwrap());
+        let writing = std::sync::atomic::AtomicUsize::new(0);
+        run(&root, rx, &writing, &out, |id| freed_tx.send(id).unwrap());
         drop(out);
         let mut n = 0;
         for m in replies {

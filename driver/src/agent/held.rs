@@ -16,6 +16,7 @@
 //! holding under `HOLD_MAX` bytes.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crossbeam::channel::{Receiver, bounded, unbounded};
 use deltasync_wire::{FileStat, Message};
@@ -124,53 +125,63 @@ pub enum Write {
 
 /// Runs whole patches and `Put`s as they come until every sender is gone;
 /// `done` hears how each patch ended (a reply to send, or a file for the
-/// commit), `written` takes each `Put`'s files for the commit.
+/// commit), `written` takes each `Put`'s files for the commit. `writing`
+/// counts the jobs sent here and not yet handed on (the sender adds one
+/// per job, this takes it off once the job's result has gone on), so the
+/// commit can tell whether more files are on their way.
 pub fn writer(
     root: &Root,
     jobs: Receiver<Write>,
+    writing: &AtomicUsize,
     done: impl Fn(u64, Patched),
     written: impl Fn(Work),
 ) {
     for job in jobs {
-        let w = match job {
-            Write::Patch(w) => *w,
-            Write::Put { id, files } => {
-                let paths: Vec<RelPath> = files.iter().map(|f| f.path.clone()).collect();
-                // As for a patch: a panic must not leave the batch, and
-                // every later one, without a reply.
-                let files = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    super::batch::write(root, id, files)
-                }))
-                .unwrap_or_else(|_| {
-                    let bug = deltasync_wire::Failed {
-                        code: deltasync_wire::Code::FileIo,
-                        message: "writing the batch failed (a bug)".into(),
-                    };
-                    paths.iter().map(|_| Err(bug.clone())).collect()
-                });
-                written(Work::Batch { id, files });
-                continue;
-            }
-        };
-        let id = w.job.id;
-        let path = w.job.path.clone();
-        // A panic on a peer's bytes must not strand this and every later
-        // held patch without a reply.
-        let patched = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            patch::patch(root, w.job, fed(w.chunks, w.stat, w.blake3))
-        }))
-        .unwrap_or_else(|_| {
-            Patched::Reply(Message::Reply {
-                id,
-                rep: deltasync_wire::Reply::error(
-                    deltasync_wire::Code::Data,
-                    path.as_bytes(),
-                    "the patch failed (a bug)",
-                ),
-            })
-        });
-        done(id, patched);
+        write_one(root, job, &done, &written);
+        writing.fetch_sub(1, Ordering::AcqRel);
     }
+}
+
+/// One job of [`writer`].
+fn write_one(root: &Root, job: Write, done: &impl Fn(u64, Patched), written: &impl Fn(Work)) {
+    let w = match job {
+        Write::Patch(w) => *w,
+        Write::Put { id, files } => {
+            let paths: Vec<RelPath> = files.iter().map(|f| f.path.clone()).collect();
+            // As for a patch: a panic must not leave the batch, and
+            // every later one, without a reply.
+            let files = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                super::batch::write(root, id, files)
+            }))
+            .unwrap_or_else(|_| {
+                let bug = deltasync_wire::Failed {
+                    code: deltasync_wire::Code::FileIo,
+                    message: "writing the batch failed (a bug)".into(),
+                };
+                paths.iter().map(|_| Err(bug.clone())).collect()
+            });
+            written(Work::Batch { id, files });
+            return;
+        }
+    };
+    let id = w.job.id;
+    let path = w.job.path.clone();
+    // A panic on a peer's bytes must not strand this and every later
+    // held patch without a reply.
+    let patched = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        patch::patch(root, w.job, fed(w.chunks, w.stat, w.blake3))
+    }))
+    .unwrap_or_else(|_| {
+        Patched::Reply(Message::Reply {
+            id,
+            rep: deltasync_wire::Reply::error(
+                deltasync_wire::Code::Data,
+                path.as_bytes(),
+                "the patch failed (a bug)",
+            ),
+        })
+    });
+    done(id, patched);
 }
 
 /// A feed that already holds everything: the chunks, the end.

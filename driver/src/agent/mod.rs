@@ -294,6 +294,8 @@ struct Session {
     holding: held::Holding,
     /// …then run one after another by the writer thread, as are `Put`s.
     wholes: Sender<held::Write>,
+    /// Jobs sent to the writer and not yet handed on to the commit.
+    writing: Arc<AtomicUsize>,
     feeds: HashMap<u64, Feeding>,
     credits: HashMap<u64, Arc<Credit>>,
     threads: Vec<JoinHandle<()>>,
@@ -343,21 +345,23 @@ impl Session {
                 lane(&root, rx, &out, &done)
             }));
         }
+        let writing = Arc::new(AtomicUsize::new(0));
         let (commit, commit_rx) = unbounded::<commit::Work>();
-        let (r, o, done) = (root.clone(), out.clone(), finished.clone());
+        let (r, o, done, w) = (root.clone(), out.clone(), finished.clone(), writing.clone());
         threads.push(crate::link::spawn("agent-commit", move || {
-            commit::run(&r, commit_rx, &o, |id| {
+            commit::run(&r, commit_rx, &w, &o, |id| {
                 let _ = done.send(Event::Input(Input::Finished(id)));
             });
         }));
         let (wholes, wholes_rx) = unbounded::<held::Write>();
-        let (r, ended, to_commit) = (
+        let (r, ended, to_commit, w) = (
             root.clone(),
             on_end(out.clone(), finished.clone(), commit.clone()),
             commit.clone(),
+            writing.clone(),
         );
         threads.push(crate::link::spawn("agent-writer", move || {
-            held::writer(&r, wholes_rx, ended, |w| {
+            held::writer(&r, wholes_rx, &w, ended, |w| {
                 // Gone only while shutting down: the files stay in partial/.
                 let _ = to_commit.send(w);
             })
@@ -376,6 +380,7 @@ impl Session {
             running: Arc::new(AtomicUsize::new(0)),
             holding: held::Holding::default(),
             wholes,
+            writing,
             feeds: HashMap::new(),
             credits: HashMap::new(),
             threads,
@@ -475,6 +480,7 @@ impl Session {
                 let _ = self.small.send(Job::Read { id, paths });
             }
             Action::Put { id, files } => {
+                self.writing.fetch_add(1, Ordering::AcqRel);
                 let _ = self.wholes.send(held::Write::Put { id, files });
             }
             Action::StartPatch {
@@ -512,6 +518,7 @@ impl Session {
             },
             Action::PatchEnd { id, stat, blake3 } => {
                 if let Some(whole) = self.holding.end(id, stat, blake3) {
+                    self.writing.fetch_add(1, Ordering::AcqRel);
                     let _ = self.wholes.send(held::Write::Patch(Box::new(whole)));
                 } else if let Some(f) = self.feeds.remove(&id) {
                     let _ = f.end.send((stat, blake3));
