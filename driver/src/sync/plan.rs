@@ -21,7 +21,7 @@
 //! With no state (a first sync) everything is "created": the result is the
 //! union, identical files are recorded, differing ones follow the policy.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use deltasync_wire::{Attrs, Entry, EntryKind, Expect, Mtime, Partial, StashArea};
 
@@ -956,7 +956,9 @@ pub fn plan(
     count_deletions(&mut pl.plan, a, b);
     // Parents before children, whatever order the decisions came in.
     let mut plan = pl.plan;
-    plan.changes.sort_by_key(first_path);
+    // Borrowed keys: a first sync sorts one change per file.
+    plan.changes
+        .sort_by(|x, y| first_path(x).cmp(&first_path(y)));
     if o.fuzzy {
         for (side, listing) in [(Side::A, a), (Side::B, b)] {
             let mut ops: Vec<&mut Op> = plan
@@ -976,15 +978,18 @@ pub fn plan(
 /// file counts one, a deleted directory every file under it there, except
 /// those moved out first. Run again after changes are dropped from a plan.
 pub fn count_deletions(plan: &mut Plan, a: &HashMap<RelPath, Entry>, b: &HashMap<RelPath, Entry>) {
-    let moved_out: BTreeSet<(Side, RelPath)> = plan
+    let moved_out: HashSet<(Side, &RelPath)> = plan
         .changes
         .iter()
         .flat_map(|c| c.steps.iter())
         .filter_map(|s| match &s.op {
-            Op::Move { from, .. } => Some((s.side, from.clone())),
+            Op::Move { from, .. } => Some((s.side, from)),
             _ => None,
         })
         .collect();
+    // Each side's files, sorted, so the files under a removed path are one
+    // range (made only for a side that loses something).
+    let mut sorted: [Option<Vec<&[u8]>>; 2] = [None, None];
     let mut lost = [0u64; 2];
     for step in plan.changes.iter().flat_map(|c| c.steps.iter()) {
         let path = match &step.op {
@@ -1001,25 +1006,42 @@ pub fn count_deletions(plan: &mut Plan, a: &HashMap<RelPath, Entry>, b: &HashMap
             | Op::Remove { path, .. } => path,
             _ => continue,
         };
-        let listing = if step.side == Side::A { a } else { b };
-        let files = listing
-            .iter()
-            .filter(|(q, e)| {
-                e.kind == EntryKind::File
-                    && q.starts_with(path)
-                    && !moved_out.contains(&(step.side, (*q).clone()))
-            })
-            .count();
-        lost[idx(step.side)] += files as u64;
+        let files = sorted[idx(step.side)].get_or_insert_with(|| {
+            let listing = if step.side == Side::A { a } else { b };
+            let mut v: Vec<&[u8]> = listing
+                .iter()
+                .filter(|(q, e)| e.kind == EntryKind::File && !moved_out.contains(&(step.side, *q)))
+                .map(|(q, _)| q.as_bytes())
+                .collect();
+            v.sort_unstable();
+            v
+        });
+        lost[idx(step.side)] += files_under(files, path.as_bytes()) as u64;
     }
     plan.deleted_files = lost;
 }
 
-fn first_path(c: &Change) -> Option<RelPath> {
+/// How many of `sorted` are `path` or under it (all of them under the root).
+fn files_under(sorted: &[&[u8]], path: &[u8]) -> usize {
+    if path.is_empty() {
+        return sorted.len();
+    }
+    let itself = usize::from(sorted.binary_search(&path).is_ok());
+    // Under `path`: from `path/` up to `path0` ('0' follows '/').
+    let mut from = path.to_vec();
+    from.push(b'/');
+    let mut to = path.to_vec();
+    to.push(b'/' + 1);
+    let lo = sorted.partition_point(|q| *q < from.as_slice());
+    let hi = sorted.partition_point(|q| *q < to.as_slice());
+    itself + (hi - lo)
+}
+
+fn first_path(c: &Change) -> Option<&RelPath> {
     c.records
         .iter()
         .map(|r| match r {
-            Record::Put(p, _) | Record::Remove(p) => p.clone(),
+            Record::Put(p, _) | Record::Remove(p) => p,
         })
         .min()
 }

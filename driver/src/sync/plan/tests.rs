@@ -588,3 +588,24 @@ fn fuzzy_gives_each_side_a_similar_file_it_keeps() {
     let pl = plan(&st, &a, &b, &opts());
     assert_eq!(basis_of(&pl, "d/v2.txt"), Some(None), "not asked for");
 }
+
+/// The files under a removed path are counted by range, as the naive
+/// `starts_with` count over the whole listing would count them: the path
+/// itself, its children, none of its look-alike siblings (`a-x`, `a.b`,
+/// `a0`, `ab`), everything under the root.
+#[test]
+fn files_under_a_path_are_counted_as_starts_with_would() {
+    let names = [
+        "a", "a-x", "a.b", "a/b", "a/b/c", "a/c", "a0", "ab", "b", "b/a", "c/a/b",
+    ];
+    let mut sorted: Vec<&[u8]> = names.iter().map(|n| n.as_bytes()).collect();
+    sorted.sort_unstable();
+    for path in ["", "a", "a/b", "b", "c", "c/a", "z", "a-x"] {
+        let naive = names.iter().filter(|n| p(n).starts_with(&p(path))).count();
+        assert_eq!(
+            files_under(&sorted, path.as_bytes()),
+            naive,
+            "under {path:?}"
+        );
+    }
+}
