@@ -807,72 +807,29 @@ fn hostile_batches_place_nothing_they_should_not() {
     h.finish();
 }
 
-/// A patch whose basis (`--fuzzy`) lies out of the root, by name or
-/// through a symlink, copies nothing from there: it is refused, or fails
-/// for want of a basis, and nothing of the outside is read into the root.
-#[test]
-fn a_basis_out_of_the_root_is_never_read() {
-    let (_d, root, outside) = setup();
-    let mut h = Hostile::start(&root, false);
+/// Sends a patch of `path` that copies its first 9 bytes from `basis`;
+/// returns the agent's answer.
+fn copy_from_basis(h: &mut Hostile, id: u64, path: &[u8], basis: &[u8]) -> Message {
     // A delta that copies the basis's first 9 bytes ("untouched").
     let mut copy = 0x7273_0236u32.to_be_bytes().to_vec();
     copy.extend_from_slice(&[0x45, 0, 9, 0]);
-    let abs = outside.join("canary").display().to_string();
-    for (id, basis) in [
-        (2, &b"../outside/canary"[..]),
-        (3, abs.as_bytes()),
-        (4, b"escape/canary"),
-    ] {
-        h.send(&call(
-            id,
-            Request::Patch {
-                path: format!("stolen{id}").into_bytes(),
-                resume_len: 0,
-                expect: Expect::Absent,
-                attrs: Attrs::default(),
-                sparse: false,
-                basis: Some(basis.to_vec()),
-            },
-        ));
-        h.send(&Message::Feed {
-            id,
-            feed: Feed::DeltaChunk(copy.clone()),
-        });
-        h.send(&Message::Feed {
-            id,
-            feed: Feed::DeltaEnd {
-                stat: FileStat {
-                    size: 9,
-                    mtime: Mtime::new(0, 0),
-                    mode: 0o644,
-                },
-                blake3: *blake3::hash(b"untouched").as_bytes(),
-            },
-        });
-        let got = h.reply();
-        assert!(error_to(&got, id), "basis {basis:?}: {got:?}");
-        assert!(!root.join(format!("stolen{id}")).exists());
-    }
-    // The same delta against a basis inside the root works: the refusals
-    // above are the basis's, not the delta's.
-    write(&root, "inside", b"untouched, and more");
     h.send(&call(
-        5,
+        id,
         Request::Patch {
-            path: b"copied".to_vec(),
+            path: path.to_vec(),
             resume_len: 0,
             expect: Expect::Absent,
             attrs: Attrs::default(),
             sparse: false,
-            basis: Some(b"inside".to_vec()),
+            basis: Some(basis.to_vec()),
         },
     ));
     h.send(&Message::Feed {
-        id: 5,
+        id,
         feed: Feed::DeltaChunk(copy),
     });
     h.send(&Message::Feed {
-        id: 5,
+        id,
         feed: Feed::DeltaEnd {
             stat: FileStat {
                 size: 9,
@@ -882,7 +839,31 @@ fn a_basis_out_of_the_root_is_never_read() {
             blake3: *blake3::hash(b"untouched").as_bytes(),
         },
     });
-    let got = h.reply();
+    h.reply()
+}
+
+/// A patch whose basis (`--fuzzy`) lies out of the root, by name or
+/// through a symlink, copies nothing from there: it is refused, or fails
+/// for want of a basis, and nothing of the outside is read into the root.
+#[test]
+fn a_basis_out_of_the_root_is_never_read() {
+    let (_d, root, outside) = setup();
+    let mut h = Hostile::start(&root, false);
+    let abs = outside.join("canary").display().to_string();
+    for (id, basis) in [
+        (2, &b"../outside/canary"[..]),
+        (3, abs.as_bytes()),
+        (4, b"escape/canary"),
+    ] {
+        let stolen = format!("stolen{id}");
+        let got = copy_from_basis(&mut h, id, stolen.as_bytes(), basis);
+        assert!(error_to(&got, id), "basis {basis:?}: {got:?}");
+        assert!(!root.join(&stolen).exists());
+    }
+    // The same delta against a basis inside the root works: the refusals
+    // above are the basis's, not the delta's.
+    write(&root, "inside", b"untouched, and more");
+    let got = copy_from_basis(&mut h, 5, b"copied", b"inside");
     assert!(done(&got, 5), "{got:?}");
     assert_eq!(read(&root.join("copied")), b"untouched");
     assert_eq!(read(&root.join("inside")), b"untouched, and more");

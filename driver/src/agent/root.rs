@@ -189,15 +189,7 @@ impl Root {
         parent: &mut Option<(RelPath, Dir)>,
     ) -> io::Result<Option<(u64, Mtime)>> {
         use std::os::unix::ffi::OsStrExt;
-        let folder = p.parent();
-        if parent.as_ref().is_none_or(|(at, _)| *at != folder) {
-            *parent = None;
-            let (dir, _) = self.parent_of(p)?;
-            *parent = Some((folder, dir));
-        }
-        let Some((_, dir)) = parent.as_ref() else {
-            unreachable!("just set")
-        };
+        let dir = self.parent_kept(p, parent)?;
         let name = std::ffi::OsStr::from_bytes(p.file_name());
         match rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) if rustix::fs::FileType::from_raw_mode(st.st_mode).is_file() => Ok(Some((
@@ -238,6 +230,25 @@ impl Root {
             self.dir.open_dir_nofollow(parent.as_path())?
         };
         Ok((dir, std::ffi::OsStr::from_bytes(p.file_name())))
+    }
+
+    /// `p`'s parent, opened beneath the root, from `parent` if it holds
+    /// that folder already, else opened and kept there for the next call.
+    fn parent_kept<'k>(
+        &self,
+        p: &RelPath,
+        parent: &'k mut Option<(RelPath, Dir)>,
+    ) -> io::Result<&'k Dir> {
+        let folder = p.parent();
+        if parent.as_ref().is_none_or(|(at, _)| *at != folder) {
+            *parent = None;
+            let (dir, _) = self.parent_of(p)?;
+            *parent = Some((folder, dir));
+        }
+        match parent.as_ref() {
+            Some((_, dir)) => Ok(dir),
+            None => unreachable!("just set"),
+        }
     }
 
     /// Creates a directory (fine if it already is one).
@@ -391,15 +402,7 @@ impl Root {
         use rustix::fs::{RenameFlags, renameat_with};
         use std::os::unix::ffi::OsStrExt;
         self.check_writable()?;
-        let folder = p.parent();
-        if parent.as_ref().is_none_or(|(at, _)| *at != folder) {
-            *parent = None;
-            let (dir, _) = self.parent_of(p)?;
-            *parent = Some((folder, dir));
-        }
-        let Some((_, dir)) = parent.as_ref() else {
-            unreachable!("just set")
-        };
+        let dir = self.parent_kept(p, parent)?;
         let file_name = std::ffi::OsStr::from_bytes(p.file_name());
         match renameat_with(from, name, dir, file_name, RenameFlags::NOREPLACE) {
             Ok(()) => Ok(true),
