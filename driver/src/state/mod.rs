@@ -123,23 +123,72 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 /// The SQL values of `p` and `s`, in `COLUMNS` order after the path.
-fn params_for(p: &[u8], s: &Synced) -> Vec<Box<dyn rusqlite::ToSql>> {
-    vec![
-        Box::new(p.to_vec()),
-        Box::new(kind_code(s.kind)),
-        Box::new(s.size as i64),
-        Box::new(s.blake3.map(|b| b.to_vec())),
-        Box::new(s.target.clone()),
-        Box::new(s.a.mtime.secs),
-        Box::new(i64::from(s.a.mtime.nanos)),
-        Box::new(i64::from(s.a.mode)),
-        Box::new(s.a.ino as i64),
-        Box::new(s.b.mtime.secs),
-        Box::new(i64::from(s.b.mtime.nanos)),
-        Box::new(i64::from(s.b.mode)),
-        Box::new(s.b.ino as i64),
-    ]
+/// One row's values for `path, COLUMNS`, borrowed or computed once, so
+/// writing a row allocates nothing (a first sync writes two per file).
+struct RowValues<'a> {
+    path: &'a [u8],
+    kind: i64,
+    size: i64,
+    blake3: Option<&'a [u8]>,
+    target: &'a [u8],
+    a: [i64; 4],
+    b: [i64; 4],
 }
+
+impl<'a> RowValues<'a> {
+    fn new(path: &'a [u8], s: &'a Synced) -> RowValues<'a> {
+        let side = |m: &SideMeta| {
+            [
+                m.mtime.secs,
+                i64::from(m.mtime.nanos),
+                i64::from(m.mode),
+                m.ino as i64,
+            ]
+        };
+        RowValues {
+            path,
+            kind: kind_code(s.kind),
+            size: s.size as i64,
+            blake3: s.blake3.as_ref().map(|b| &b[..]),
+            target: &s.target,
+            a: side(&s.a),
+            b: side(&s.b),
+        }
+    }
+
+    /// `?1` to `?13`.
+    fn values(&self) -> [&dyn rusqlite::ToSql; 13] {
+        let [a0, a1, a2, a3] = &self.a;
+        let [b0, b1, b2, b3] = &self.b;
+        [
+            &self.path,
+            &self.kind,
+            &self.size,
+            &self.blake3,
+            &self.target,
+            a0,
+            a1,
+            a2,
+            a3,
+            b0,
+            b1,
+            b2,
+            b3,
+        ]
+    }
+}
+
+/// The statements that write a row, made once (each is parsed once per
+/// connection, then cached).
+static PUT_ENTRY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!("INSERT OR REPLACE INTO entries (path, {COLUMNS}) VALUES (?1, {PLACES})")
+});
+static PUT_INTENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "INSERT OR REPLACE INTO journal (path, {COLUMNS}, op, sides) \
+         VALUES (?1, {PLACES}, ?14, ?15)"
+    )
+});
 
 /// A `Synced` read from `COLUMNS`, starting at column `at`.
 fn synced_at(r: &Row<'_>, at: usize) -> rusqlite::Result<Synced> {
@@ -361,15 +410,10 @@ impl StateDb {
     /// Records `s` as the synced version of `p`.
     pub fn put(&self, p: &RelPath, s: &Synced) -> Result<(), StateError> {
         // Cached: a first sync records one row per file.
+        let row = RowValues::new(p.as_bytes(), s);
         self.conn
-            .prepare_cached(&format!(
-                "INSERT OR REPLACE INTO entries (path, {COLUMNS}) VALUES (?1, {PLACES})"
-            ))
-            .and_then(|mut st| {
-                st.execute(rusqlite::params_from_iter(
-                    params_for(p.as_bytes(), s).iter(),
-                ))
-            })
+            .prepare_cached(&PUT_ENTRY)
+            .and_then(|mut st| st.execute(rusqlite::params_from_iter(row.values())))
             .map(|_| ())
             .map_err(|e| self.err(e))
     }
@@ -416,17 +460,16 @@ impl StateDb {
                     IntentRecord::Put(p, s) => (p, s.clone(), 0),
                     IntentRecord::Remove(p) => (p, Synced::gone(), 1),
                 };
-                let mut values = params_for(p.as_bytes(), &s);
+                let row = RowValues::new(p.as_bytes(), &s);
                 let sides = i64::from(i.sides[0]) | i64::from(i.sides[1]) << 1;
-                values.push(Box::new(op));
-                values.push(Box::new(sides));
-                // Cached: one parse for the whole journal.
+                let extra: [&dyn rusqlite::ToSql; 2] = [&op, &sides];
                 db.conn
-                    .prepare_cached(&format!(
-                        "INSERT OR REPLACE INTO journal (path, {COLUMNS}, op, sides) \
-                         VALUES (?1, {PLACES}, ?14, ?15)"
-                    ))
-                    .and_then(|mut st| st.execute(rusqlite::params_from_iter(values.iter())))
+                    .prepare_cached(&PUT_INTENT)
+                    .and_then(|mut st| {
+                        st.execute(rusqlite::params_from_iter(
+                            row.values().into_iter().chain(extra),
+                        ))
+                    })
                     .map_err(|e| db.err(e))?;
             }
             Ok(())
