@@ -21,6 +21,7 @@
 //! `syncfs`). A panic while committing answers the batch with errors
 //! rather than leaving its patches without replies.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crossbeam::channel::{Receiver, Sender};
@@ -218,6 +219,18 @@ pub fn run(
                 continue;
             };
             let (batch, owners) = flatten(gather(first, &ready));
+            if batch.len() <= SMALL_BATCH && renaming == 0 && unsealed.is_empty() {
+                // A few files, nothing else pending: each made durable on
+                // its own, see `commit_small`.
+                let paths: Vec<RelPath> = batch.iter().map(|r| r.path.clone()).collect();
+                let poisoned = fs.poisoned_below;
+                let replies = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    commit_small(root, poisoned, batch)
+                }))
+                .unwrap_or_else(|_| Landed::failed(&paths, "commit failed (a bug)").seal(&Ok(())));
+                send(answers(owners, replies));
+                continue;
+            }
             // What the renamer has finished is renamed before this syncfs.
             while let Ok(r) = renamed.try_recv() {
                 unsealed.push(r);
@@ -454,6 +467,77 @@ pub fn commit(root: &Root, fs: &Syncer, batch: Vec<Ready>) -> Vec<Reply> {
     land(root, &sync(), 0, batch).seal(&sync())
 }
 
+/// A batch of at most this many files, with nothing else pending, is made
+/// durable file by file instead of with `syncfs`, which writes back
+/// everything dirty on the filesystem, other writers' data too: in the WAN
+/// benchmark, 110 ms for 20 appended files just after the scenario was
+/// set up, where each file's own `fdatasync` costs well under a
+/// millisecond on that disk.
+const SMALL_BATCH: usize = 32;
+
+/// Commits a small batch: `fdatasync` of each file, the guarded renames,
+/// then `fsync` of each folder a file landed in; the reply for each, in
+/// order. The guarantees are `run`'s: a reply means data and rename are
+/// durable.
+fn commit_small(root: &Root, poisoned_below: u64, batch: Vec<Ready>) -> Vec<Reply> {
+    let work = root.work_dir("partial");
+    let mut replies: Vec<Option<Reply>> = vec![None; batch.len()];
+    let mut durable = Vec::with_capacity(batch.len());
+    let mut places = Vec::with_capacity(batch.len());
+    for (at, r) in batch.into_iter().enumerate() {
+        let data = match &work {
+            Ok(w) => w
+                .open(&r.name)
+                .and_then(|f| f.into_std().sync_data())
+                .map_err(|e| format!("fdatasync: {e}")),
+            Err(e) => Err(e.to_string()),
+        };
+        match data {
+            Ok(()) => {
+                durable.push(r);
+                places.push(at);
+            }
+            Err(e) => {
+                if let Ok(w) = &work {
+                    let _ = w.remove_file(&r.name);
+                }
+                replies[at] = Some(Reply::error(Code::FileIo, r.path.as_bytes(), e));
+            }
+        }
+    }
+    let landed = land(root, &Ok(()), poisoned_below, durable);
+    // Each folder once: its fsync makes the renames into it durable.
+    let mut folders: HashMap<RelPath, Result<(), String>> = HashMap::new();
+    for (_, p) in &landed.renamed {
+        folders.entry(p.parent()).or_insert_with(|| {
+            root.sync_parent(p)
+                .map_err(|e| format!("its folder's fsync failed: {e}"))
+        });
+    }
+    let Landed {
+        replies: got,
+        renamed,
+    } = landed;
+    let mut got: Vec<Option<Reply>> = got;
+    for (i, p) in renamed {
+        got[i] = Some(match &folders[&p.parent()] {
+            Ok(()) => Reply::Done,
+            Err(e) => Reply::error(
+                Code::FileIo,
+                p.as_bytes(),
+                format!("renamed into place, but {e}"),
+            ),
+        });
+    }
+    for (i, rep) in got.into_iter().enumerate() {
+        replies[places[i]] = rep;
+    }
+    replies
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Reply::error(Code::FileIo, b"", "no reply (a bug)")))
+        .collect()
+}
+
 /// Why a new version was not renamed in.
 const CHANGED: &str = "changed since the plan was made; left alone";
 
@@ -565,6 +649,53 @@ mod tests {
             super::super::jobs::partial_name(&RelPath::parse(b"c").unwrap()),
         );
         assert!(kept.exists(), "a refused version is kept for a later run");
+    }
+
+    /// A small batch is made durable file by file, with the same
+    /// answers: placed, changed under it (kept in partial/), or written
+    /// before a failed `syncfs`.
+    #[test]
+    fn a_small_batch_commits_file_by_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::open(dir.path(), false).unwrap();
+        std::fs::create_dir(dir.path().join("d")).unwrap();
+        std::fs::write(dir.path().join("taken"), b"live").unwrap();
+        let at = |mut r: Ready, written| {
+            r.written = written;
+            r
+        };
+        let poisoned_below = u64::MAX - 1;
+        let a = at(ready(&root, 1, b"d/a", b"one", Expect::Absent), u64::MAX);
+        let taken = at(ready(&root, 2, b"taken", b"two", Expect::Absent), u64::MAX);
+        let late = at(ready(&root, 3, b"late", b"three", Expect::Absent), u64::MAX);
+        let early = at(ready(&root, 4, b"early", b"four", Expect::Absent), 0);
+        let replies = commit_small(&root, poisoned_below, vec![a, taken, late, early]);
+        assert_eq!(replies[0], Reply::Done);
+        assert!(
+            matches!(
+                &replies[1],
+                Reply::Error {
+                    code: Code::Changed,
+                    ..
+                }
+            ),
+            "{replies:?}"
+        );
+        assert_eq!(replies[2], Reply::Done);
+        assert!(
+            matches!(
+                &replies[3],
+                Reply::Error {
+                    code: Code::FileIo,
+                    ..
+                }
+            ),
+            "{replies:?}"
+        );
+        assert_eq!(std::fs::read(dir.path().join("d/a")).unwrap(), b"one");
+        assert_eq!(std::fs::read(dir.path().join("taken")).unwrap(), b"live");
+        assert_eq!(std::fs::read(dir.path().join("late")).unwrap(), b"three");
+        assert!(!dir.path().join("early").exists());
     }
 
     /// A file written before a failed `syncfs` is failed when it comes,
