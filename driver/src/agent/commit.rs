@@ -153,12 +153,12 @@ pub fn run(
             .name("agent-renamer".into())
             .spawn_scoped(scope, move || {
                 for (owners, batch, synced) in renames {
-                    let paths: Vec<RelPath> = batch.iter().map(|r| r.path.clone()).collect();
+                    let n = batch.len();
                     // A panic must not strand the batch's slots and replies.
                     let landed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         land(root, &synced.0, synced.1, batch)
                     }))
-                    .unwrap_or_else(|_| Landed::failed(&paths, "commit failed (a bug)"));
+                    .unwrap_or_else(|_| Landed::failed(n, "commit failed (a bug)"));
                     if renamed_tx.send((owners, landed)).is_err() {
                         return;
                     }
@@ -222,12 +222,12 @@ pub fn run(
             if batch.len() <= SMALL_BATCH && renaming == 0 && unsealed.is_empty() {
                 // A few files, nothing else pending: each made durable on
                 // its own, see `commit_small`.
-                let paths: Vec<RelPath> = batch.iter().map(|r| r.path.clone()).collect();
+                let n = batch.len();
                 let poisoned = fs.poisoned_below;
                 let replies = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     commit_small(root, poisoned, batch)
                 }))
-                .unwrap_or_else(|_| Landed::failed(&paths, "commit failed (a bug)").seal(&Ok(())));
+                .unwrap_or_else(|_| Landed::failed(n, "commit failed (a bug)").seal(&Ok(())));
                 send(answers(owners, replies));
                 continue;
             }
@@ -372,13 +372,11 @@ pub struct Landed {
 }
 
 impl Landed {
-    /// The same error for every file of a batch.
-    fn failed(paths: &[RelPath], why: &str) -> Landed {
+    /// The same error for each of a batch's `n` files (the client names
+    /// each file itself).
+    fn failed(n: usize, why: &str) -> Landed {
         Landed {
-            replies: paths
-                .iter()
-                .map(|p| Some(Reply::error(Code::FileIo, p.as_bytes(), why)))
-                .collect(),
+            replies: vec![Some(Reply::error(Code::FileIo, b"", why)); n],
             renamed: Vec::new(),
         }
     }

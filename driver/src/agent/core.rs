@@ -395,14 +395,7 @@ impl Core {
             }
         }
         if self.jobs >= MAX_JOBS {
-            return vec![refuse(
-                id,
-                Code::Busy,
-                b"",
-                format!(
-                    "the agent already has {MAX_JOBS} signature and delta jobs open, its limit"
-                ),
-            )];
+            return vec![self.busy(id, &RelPath::root(), "signature and delta jobs", MAX_JOBS)];
         }
         self.jobs += 1;
         self.open.insert(id, Open::Read);
@@ -435,12 +428,7 @@ impl Core {
             }
         }
         if self.puts >= MAX_PUTS {
-            return vec![refuse(
-                id,
-                Code::Busy,
-                b"",
-                format!("the agent already has {MAX_PUTS} batches open, its limit"),
-            )];
+            return vec![self.busy(id, &RelPath::root(), "batches", MAX_PUTS)];
         }
         self.puts += 1;
         self.open.insert(id, Open::Put);

@@ -147,7 +147,7 @@ fn write_one(root: &Root, job: Write, done: &impl Fn(u64, Patched), written: &im
     let w = match job {
         Write::Patch(w) => *w,
         Write::Put { id, files } => {
-            let paths: Vec<RelPath> = files.iter().map(|f| f.path.clone()).collect();
+            let n = files.len();
             // As for a patch: a panic must not leave the batch, and
             // every later one, without a reply.
             let files = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -158,7 +158,7 @@ fn write_one(root: &Root, job: Write, done: &impl Fn(u64, Patched), written: &im
                     code: deltasync_wire::Code::FileIo,
                     message: "writing the batch failed (a bug)".into(),
                 };
-                paths.iter().map(|_| Err(bug.clone())).collect()
+                (0..n).map(|_| Err(bug.clone())).collect()
             });
             written(Work::Batch { id, files });
             return;

@@ -25,16 +25,16 @@ const FILE_META_MAX: usize = 16 << 10;
 
 const _: () = assert!(MAX_BATCH_DATA + META_MAX + 1024 <= MAX_FRAME as usize);
 
-/// True if a new file of `size` bytes with these attributes may go in a
-/// batch; `src` is its path at the source, which the `Read` carries.
-pub(super) fn fits(size: u64, src: &[u8], path: &[u8], attrs: &Attrs) -> bool {
-    size <= FILE_MAX && meta(src, path, attrs) <= FILE_META_MAX
+/// What a file costs a batch besides its data: its `Put` entry's bound,
+/// and its path at the source, which the `Read` carries.
+pub(super) fn meta(src: &[u8], path: &[u8], attrs: &Attrs) -> usize {
+    PutFile::meta_bound(path, attrs) + src.len() + 8
 }
 
-/// What a file costs a batch besides its data: its `Put` entry's bound,
-/// and its path in the `Read`.
-fn meta(src: &[u8], path: &[u8], attrs: &Attrs) -> usize {
-    PutFile::meta_bound(path, attrs) + src.len() + 8
+/// True if a new file of `size` bytes costing `meta` (see [`meta`]) may go
+/// in a batch.
+pub(super) fn fits(size: u64, meta: usize) -> bool {
+    size <= FILE_MAX && meta <= FILE_META_MAX
 }
 
 /// Batches forming and formed, as transfer indexes.
@@ -50,8 +50,7 @@ pub(super) struct Batcher {
 impl Batcher {
     /// Adds transfer `i` (one that [`fits`]); closes the batch forming if
     /// `i` would take it past a limit.
-    pub(super) fn add(&mut self, i: usize, size: u64, src: &[u8], path: &[u8], attrs: &Attrs) {
-        let meta = meta(src, path, attrs);
+    pub(super) fn add(&mut self, i: usize, size: u64, meta: usize) {
         if self.forming.len() == MAX_BATCH_FILES
             || self.data + size > DATA_MAX
             || self.meta + meta > META_MAX
@@ -96,7 +95,7 @@ mod tests {
         let none = Attrs::default();
         let mut b = Batcher::default();
         for i in 0..MAX_BATCH_FILES + 1 {
-            b.add(i, 1, b"f", b"f", &none);
+            b.add(i, 1, meta(b"f", b"f", &none));
         }
         b.close();
         let sizes: Vec<usize> = b.ready.iter().map(Vec::len).collect();
@@ -105,7 +104,7 @@ mod tests {
         let mut b = Batcher::default();
         let per = DATA_MAX / 3;
         for i in 0..4 {
-            b.add(i, per, b"f", b"f", &none);
+            b.add(i, per, meta(b"f", b"f", &none));
         }
         b.close();
         let sizes: Vec<usize> = b.ready.iter().map(Vec::len).collect();
@@ -118,13 +117,13 @@ mod tests {
             }]),
             ..Attrs::default()
         };
-        assert!(fits(FILE_MAX, b"f", b"f", &heavy));
-        assert!(!fits(FILE_MAX + 1, b"f", b"f", &none));
+        assert!(fits(FILE_MAX, meta(b"f", b"f", &heavy)));
+        assert!(!fits(FILE_MAX + 1, meta(b"f", b"f", &none)));
         let mut b = Batcher::default();
         let each = meta(b"f", b"f", &heavy);
         let n = META_MAX / each;
         for i in 0..=n {
-            b.add(i, 0, b"f", b"f", &heavy);
+            b.add(i, 0, each);
         }
         b.close();
         let sizes: Vec<usize> = b.ready.iter().map(Vec::len).collect();
@@ -136,10 +135,10 @@ mod tests {
             }]),
             ..Attrs::default()
         };
-        assert!(!fits(1, b"f", b"f", &bloated));
+        assert!(!fits(1, meta(b"f", b"f", &bloated)));
         let long = vec![b'p'; 4096];
         assert!(
-            !fits(1, &long, &long, &heavy),
+            !fits(1, meta(&long, &long, &heavy)),
             "a long path at both ends counts twice"
         );
     }

@@ -25,18 +25,13 @@ impl Exec<'_> {
             };
             // (Every transfer of a batch is still open: only its `Files`
             // or `Placed` ends it. Kept to what is, all the same.)
-            let batch: Vec<usize> = batch
+            let (batch, paths): (Vec<usize>, Vec<Vec<u8>>) = batch
                 .into_iter()
-                .filter(|i| self.xfers.contains_key(i))
-                .collect();
+                .filter_map(|i| self.xfers.get(&i).map(|x| (i, x.src.as_bytes().to_vec())))
+                .unzip();
             if batch.is_empty() {
                 continue;
             }
-            let paths = batch
-                .iter()
-                .filter_map(|i| self.xfers.get(i))
-                .map(|x| x.src.as_bytes().to_vec())
-                .collect();
             let id = self.src.start(Request::Read { paths })?;
             self.reads.insert(id, batch);
         }

@@ -289,17 +289,16 @@ impl Exec<'_> {
                 self.queue.pop_front();
                 continue;
             };
-            if self.o.batches
+            let batchable = self.o.batches
                 && !self.o.sparse
                 && x.basis.is_none()
                 && x.expect == Expect::Absent
-                && x.attempt == 0
-                && batch::fits(x.size, x.src.as_bytes(), x.dst.as_bytes(), &x.attrs)
-            {
+                && x.attempt == 0;
+            let meta = batchable.then(|| batch::meta(x.src.as_bytes(), x.dst.as_bytes(), &x.attrs));
+            if let Some(meta) = meta.filter(|m| batch::fits(x.size, *m)) {
                 self.queue.pop_front();
                 x.batched = true;
-                self.batches
-                    .add(i, x.size, x.src.as_bytes(), x.dst.as_bytes(), &x.attrs);
+                self.batches.add(i, x.size, meta);
                 continue;
             }
             if self.active >= self.o.window.max(1) {

@@ -31,6 +31,22 @@ impl Observer for Seen {
     }
 }
 
+/// Two empty replica roots, `a` and `b`, in a temporary folder.
+fn roots() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let d = tempfile::tempdir().unwrap();
+    let (a, b) = (d.path().join("a"), d.path().join("b"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    (d, a, b)
+}
+
+/// `len` bytes in which no block repeats (a scrambled counter).
+fn noise(len: u64) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as u8)
+        .collect()
+}
+
 fn p(s: &str) -> RelPath {
     RelPath::parse(s.as_bytes()).unwrap()
 }
@@ -159,13 +175,8 @@ fn every_kind_of_step_runs_and_a_stale_one_fails_alone() {
 
 #[test]
 fn an_edited_large_file_goes_in_rounds_and_sends_little() {
-    let d = tempfile::tempdir().unwrap();
-    let (a, b) = (d.path().join("a"), d.path().join("b"));
-    std::fs::create_dir_all(&a).unwrap();
-    std::fs::create_dir_all(&b).unwrap();
-    let old: Vec<u8> = (0..(4u64 << 20))
-        .map(|i| (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as u8)
-        .collect();
+    let (_d, a, b) = roots();
+    let old = noise(4u64 << 20);
     let mut new = old.clone();
     for k in 0..8usize {
         let at = 500_000 * k + 12_345;
@@ -222,13 +233,8 @@ fn closing_an_agent_with_many_unread_replies_does_not_hang() {
 
 #[test]
 fn a_grown_file_whose_old_content_is_known_goes_as_its_tail_alone() {
-    let d = tempfile::tempdir().unwrap();
-    let (a, b) = (d.path().join("a"), d.path().join("b"));
-    std::fs::create_dir_all(&a).unwrap();
-    std::fs::create_dir_all(&b).unwrap();
-    let old: Vec<u8> = (0..(1u64 << 20))
-        .map(|i| (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as u8)
-        .collect();
+    let (_d, a, b) = roots();
+    let old = noise(1u64 << 20);
     let tail = b"one more line of the log\n".repeat(400);
     let mut appended = old.clone();
     appended.extend_from_slice(&tail);
@@ -297,10 +303,7 @@ fn a_grown_file_whose_old_content_is_known_goes_as_its_tail_alone() {
 /// that changed at the source mid-plan, go again the usual way.
 #[test]
 fn small_new_files_go_in_batches_and_each_ends_on_its_own() {
-    let d = tempfile::tempdir().unwrap();
-    let (a, b) = (d.path().join("a"), d.path().join("b"));
-    std::fs::create_dir_all(&a).unwrap();
-    std::fs::create_dir_all(&b).unwrap();
+    let (_d, a, b) = roots();
     let n = 600;
     let mut ops = Vec::new();
     for i in 0..n {
@@ -380,13 +383,8 @@ fn small_new_files_go_in_batches_and_each_ends_on_its_own() {
 /// also be the basis's.
 #[test]
 fn a_new_file_sent_against_a_similar_one_sends_what_differs() {
-    let d = tempfile::tempdir().unwrap();
-    let (a, b) = (d.path().join("a"), d.path().join("b"));
-    std::fs::create_dir_all(&a).unwrap();
-    std::fs::create_dir_all(&b).unwrap();
-    let old: Vec<u8> = (0..(1u64 << 20))
-        .map(|i| (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as u8)
-        .collect();
+    let (_d, a, b) = roots();
+    let old = noise(1u64 << 20);
     let mut new = old.clone();
     new[5000..5010].copy_from_slice(b"0123456789");
     new.extend_from_slice(b"and a tail");
